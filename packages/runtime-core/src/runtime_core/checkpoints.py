@@ -1,0 +1,142 @@
+"""Turn checkpoints: per-turn deltas with periodic full snapshots.
+
+A checkpoint row holds either the *delta* of one turn (the messages it added, its usage, phase and
+budget changes) or a *snapshot* of the whole state after that turn. Loading folds the nearest snapshot
+with the deltas after it, so writing a turn costs in proportion to that turn's data, never to the length
+of the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, JsonValue, NonNegativeInt, model_validator
+
+from runtime_core._base import FrozenModel
+from runtime_core.budgets import BudgetState
+from runtime_core.messages import AssistantMessage, Message, ToolResultMessage
+from runtime_core.tools import ToolCall
+from runtime_core.usage import Usage
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointDelta",
+    "CheckpointSnapshot",
+    "CheckpointState",
+    "CheckpointStatus",
+    "TurnDelta",
+    "fold_checkpoints",
+]
+
+
+class CheckpointStatus(StrEnum):
+    """Whether the turn a checkpoint describes has finished."""
+
+    OPEN = "open"
+    """Created at turn start and updated at each tool call and result."""
+    FINAL = "final"
+    """Finalised at turn end."""
+
+
+class TurnDelta(FrozenModel):
+    """What one turn changed. ``None`` fields mean "unchanged"."""
+
+    messages: tuple[Message, ...] = ()
+    usage: Usage = Usage()
+    sop_phase: str | None = None
+    budget: BudgetState | None = None
+    variables: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class CheckpointState(FrozenModel):
+    """The full resumable state of a run after a turn."""
+
+    turn: NonNegativeInt = 0
+    messages: tuple[Message, ...] = ()
+    usage: Usage = Usage()
+    sop_phase: str | None = None
+    budget: BudgetState | None = None
+    variables: dict[str, JsonValue] = Field(default_factory=dict)
+
+    def apply(self, turn: int, delta: TurnDelta) -> CheckpointState:
+        """Return the state after applying `delta` as turn `turn`."""
+        return CheckpointState(
+            turn=turn,
+            messages=self.messages + delta.messages,
+            usage=self.usage + delta.usage,
+            sop_phase=delta.sop_phase if delta.sop_phase is not None else self.sop_phase,
+            budget=delta.budget if delta.budget is not None else self.budget,
+            variables={**self.variables, **delta.variables} if delta.variables else self.variables,
+        )
+
+    @property
+    def pending_tool_calls(self) -> tuple[ToolCall, ...]:
+        """Tool calls requested by the model that have no result message yet."""
+        answered = {m.tool_call_id for m in self.messages if isinstance(m, ToolResultMessage)}
+        return tuple(
+            call
+            for message in self.messages
+            if isinstance(message, AssistantMessage)
+            for call in message.tool_calls
+            if call.id not in answered
+        )
+
+
+class CheckpointDelta(FrozenModel):
+    """A checkpoint row holding one turn's delta."""
+
+    kind: Literal["delta"] = "delta"
+    run_id: str = Field(min_length=1)
+    turn: NonNegativeInt
+    parent_turn: NonNegativeInt | None = None
+    status: CheckpointStatus = CheckpointStatus.OPEN
+    created_at: AwareDatetime
+    delta: TurnDelta = TurnDelta()
+
+
+class CheckpointSnapshot(FrozenModel):
+    """A checkpoint row holding the full state after a turn (every K turns and after compaction)."""
+
+    kind: Literal["snapshot"] = "snapshot"
+    run_id: str = Field(min_length=1)
+    turn: NonNegativeInt
+    parent_turn: NonNegativeInt | None = None
+    status: CheckpointStatus = CheckpointStatus.OPEN
+    created_at: AwareDatetime
+    state: CheckpointState
+
+    @model_validator(mode="after")
+    def _turn_matches_state(self) -> CheckpointSnapshot:
+        if self.state.turn != self.turn:
+            raise ValueError(f"snapshot of turn {self.turn} holds the state of turn {self.state.turn}")
+        return self
+
+
+Checkpoint = Annotated[CheckpointDelta | CheckpointSnapshot, Field(discriminator="kind")]
+"""A checkpoint row, discriminated by ``kind``."""
+
+
+def fold_checkpoints(checkpoints: Iterable[Checkpoint], *, at_turn: int | None = None) -> CheckpointState:
+    """Rebuild the state from a run's checkpoint rows.
+
+    Args:
+        checkpoints: The run's rows, in ascending turn order.
+        at_turn: Stop after this turn (for fork and time travel); ``None`` folds them all.
+
+    Returns:
+        The nearest snapshot's state with every later delta applied (an empty state if there are none).
+    """
+    rows = [c for c in checkpoints if at_turn is None or c.turn <= at_turn]
+    start = 0
+    state = CheckpointState()
+    for index in range(len(rows) - 1, -1, -1):
+        row = rows[index]
+        if isinstance(row, CheckpointSnapshot):
+            state, start = row.state, index + 1
+            break
+    for row in rows[start:]:
+        assert isinstance(row, CheckpointDelta)  # every row after the last snapshot is a delta
+        state = state.apply(row.turn, row.delta)
+    return state

@@ -1,0 +1,237 @@
+"""In-memory reference stores: the executable specification of the store protocols.
+
+They keep everything in process memory and are the default when no database is configured. Every
+operation takes a lock and does not await while holding it, so each call is atomic for threads and
+tasks alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from runtime_core.artifacts import ArtifactEnvelope
+from runtime_core.checkpoints import Checkpoint, fold_checkpoints
+from runtime_core.clock import Clock, SystemClock
+from runtime_core.events import Event, EventDraft, EventType
+from runtime_core.exceptions import (
+    AlreadyExistsError,
+    CheckpointChainError,
+    DuplicateEventError,
+    FencingError,
+    LeaseHeldError,
+    NotFoundError,
+)
+from runtime_core.runs import Run, RunStatus
+from runtime_core.spool import SpoolRef
+from runtime_core.stores import Lease, LoadedRun
+
+__all__ = ["InMemoryArtifactStore", "InMemoryRunStore", "InMemorySpoolStore"]
+
+
+@dataclass
+class _RunRecord:
+    run: Run
+    events: list[Event]
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    lease: Lease | None = None
+    token: int = 0
+
+
+class InMemoryRunStore:
+    """A `RunStore` in process memory.
+
+    Args:
+        clock: Time source for lease expiry.
+    """
+
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._runs: dict[str, _RunRecord] = {}
+        self._event_ids: set[str] = set()
+
+    def _record(self, run_id: str) -> _RunRecord:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise NotFoundError("run", run_id) from None
+
+    async def create_run(self, run_id: str, created: EventDraft) -> Run:
+        """Create a run from its ``run.created`` draft."""
+        if created.type is not EventType.RUN_CREATED:
+            raise ValueError(f"a run is created by a run.created draft, not {created.type.value}")
+        with self._lock:
+            if run_id in self._runs:
+                raise AlreadyExistsError("run", run_id)
+            if created.id in self._event_ids:
+                raise DuplicateEventError(created.id)
+            event = Event.placed(created, run_id=run_id, seq=1)
+            run = Run.created(event)
+            self._runs[run_id] = _RunRecord(run=run, events=[event])
+            self._event_ids.add(created.id)
+            return run
+
+    async def acquire_lease(self, run_id: str, owner: str, *, ttl: timedelta, steal: bool = False) -> Lease:
+        """Take or renew the run's lease with a new fencing token."""
+        with self._lock:
+            record = self._record(run_id)
+            now = self._clock.now()
+            held = record.lease
+            if held is not None and held.owner != owner and held.expires_at > now and not steal:
+                raise LeaseHeldError(run_id=run_id, owner=held.owner, expires_at=held.expires_at)
+            record.token += 1
+            record.lease = Lease(run_id=run_id, owner=owner, token=record.token, expires_at=now + ttl)
+            return record.lease
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Drop `lease` if it is still the current one."""
+        with self._lock:
+            record = self._record(lease.run_id)
+            if record.lease is not None and record.lease.token == lease.token:
+                record.lease = None
+
+    async def append(
+        self, lease: Lease, events: Sequence[EventDraft], checkpoint: Checkpoint | None = None
+    ) -> Sequence[Event]:
+        """Record one boundary atomically."""
+        with self._lock:
+            record = self._record(lease.run_id)
+            if lease.token != record.token or record.lease is None or record.lease.token != lease.token:
+                raise FencingError(run_id=lease.run_id, token=lease.token, current_token=record.token)
+            batch_ids: set[str] = set()
+            for draft in events:
+                if draft.id in self._event_ids or draft.id in batch_ids:
+                    raise DuplicateEventError(draft.id)
+                batch_ids.add(draft.id)
+            replace = _check_chain(record, checkpoint) if checkpoint is not None else False
+            # Validation is complete: from here on nothing can fail, so the boundary is all-or-nothing.
+            seq = record.run.last_seq
+            placed = [Event.placed(draft, run_id=lease.run_id, seq=seq + i) for i, draft in enumerate(events, 1)]
+            run = record.run
+            for event in placed:
+                run = run.apply(event)
+            record.events.extend(placed)
+            record.run = run
+            self._event_ids |= batch_ids
+            if checkpoint is not None:
+                if replace:
+                    record.checkpoints[-1] = checkpoint
+                else:
+                    record.checkpoints.append(checkpoint)
+            return placed
+
+    async def get_run(self, run_id: str) -> Run:
+        """Return a run."""
+        with self._lock:
+            return self._record(run_id).run
+
+    async def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> Sequence[Run]:
+        """Return runs, newest first."""
+        with self._lock:
+            runs = [r.run for r in self._runs.values() if status is None or r.run.status is status]
+        runs.sort(key=lambda run: (run.created_at, run.id), reverse=True)
+        return runs[:limit]
+
+    async def read_events(self, run_id: str, *, after_seq: int = 0, limit: int | None = None) -> Sequence[Event]:
+        """Return events after `after_seq`."""
+        with self._lock:
+            events = self._record(run_id).events[after_seq:]
+        return events if limit is None else events[:limit]
+
+    async def load(self, run_id: str, *, at_turn: int | None = None) -> LoadedRun:
+        """Return the run with its folded state."""
+        with self._lock:
+            record = self._record(run_id)
+            run, checkpoints = record.run, list(record.checkpoints)
+        folded = [c for c in checkpoints if at_turn is None or c.turn <= at_turn]
+        return LoadedRun(
+            run=run,
+            state=fold_checkpoints(folded),
+            checkpoint_turn=folded[-1].turn if folded else None,
+        )
+
+
+def _check_chain(record: _RunRecord, checkpoint: Checkpoint) -> bool:
+    """Validate `checkpoint` against the chain; return whether it replaces the last row."""
+    run_id = record.run.id
+    if checkpoint.run_id != run_id:
+        raise CheckpointChainError(
+            f"checkpoint of run {checkpoint.run_id!r} appended to run {run_id!r}",
+            run_id=run_id,
+            turn=checkpoint.turn,
+            parent_turn=checkpoint.parent_turn,
+        )
+    rows = record.checkpoints
+    last = rows[-1] if rows else None
+    replace = last is not None and last.turn == checkpoint.turn
+    previous = rows[-2] if replace and len(rows) > 1 else (None if replace else last)
+    expected_parent = previous.turn if previous is not None else None
+    if last is not None and checkpoint.turn < last.turn:
+        raise CheckpointChainError(
+            f"checkpoint for turn {checkpoint.turn} is older than the latest (turn {last.turn})",
+            run_id=run_id,
+            turn=checkpoint.turn,
+            parent_turn=checkpoint.parent_turn,
+        )
+    if checkpoint.parent_turn != expected_parent:
+        raise CheckpointChainError(
+            f"checkpoint for turn {checkpoint.turn} names parent {checkpoint.parent_turn}, "
+            f"but the previous checkpoint is {expected_parent}",
+            run_id=run_id,
+            turn=checkpoint.turn,
+            parent_turn=checkpoint.parent_turn,
+        )
+    return replace
+
+
+class InMemorySpoolStore:
+    """A content-addressed `SpoolStore` in process memory."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+
+    async def put(self, content: bytes) -> SpoolRef:
+        """Store `content` under its sha256."""
+        digest = hashlib.sha256(content).hexdigest()
+        self._blobs.setdefault(digest, content)
+        return SpoolRef(
+            content_hash=digest,
+            byte_size=len(content),
+            line_count=content.count(b"\n") + (1 if content and not content.endswith(b"\n") else 0),
+            uri=f"memory://spool/{digest}",
+        )
+
+    async def get(self, content_hash: str) -> bytes:
+        """Return the content stored under `content_hash`."""
+        try:
+            return self._blobs[content_hash]
+        except KeyError:
+            raise NotFoundError("spool entry", content_hash) from None
+
+
+class InMemoryArtifactStore:
+    """An `ArtifactStore` in process memory."""
+
+    def __init__(self) -> None:
+        self._artifacts: dict[str, ArtifactEnvelope] = {}
+
+    async def put(self, artifact: ArtifactEnvelope) -> None:
+        """Store a new artifact."""
+        if artifact.id in self._artifacts:
+            raise AlreadyExistsError("artifact", artifact.id)
+        self._artifacts[artifact.id] = artifact
+
+    async def get(self, artifact_id: str) -> ArtifactEnvelope:
+        """Return an artifact."""
+        try:
+            return self._artifacts[artifact_id]
+        except KeyError:
+            raise NotFoundError("artifact", artifact_id) from None
+
+    async def list(self, run_id: str) -> Sequence[ArtifactEnvelope]:
+        """Return a run's artifacts in insertion order."""
+        return [a for a in self._artifacts.values() if a.run_id == run_id]

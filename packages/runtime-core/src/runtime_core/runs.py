@@ -1,0 +1,149 @@
+"""Runs: status, terminal reasons, and the run record projected from the run log."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Self
+
+from pydantic import AwareDatetime, Field, JsonValue, NonNegativeInt, model_validator
+
+from runtime_core._base import FrozenModel
+from runtime_core.agents import AgentSpec
+from runtime_core.events import (
+    ApprovalRequestedPayload,
+    Event,
+    ModelRespondedPayload,
+    RunCreatedPayload,
+    RunFailedPayload,
+)
+from runtime_core.usage import Usage
+
+__all__ = ["Run", "RunStatus", "TerminalReason", "error_reason", "is_valid_reason"]
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life cycle."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING_APPROVAL = "waiting_approval"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the run can no longer change."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class TerminalReason(StrEnum):
+    """Why a run ended (``error:<code>`` reasons come from [`error_reason`][runtime_core.runs.error_reason])."""
+
+    COMPLETED = "completed"
+    NO_COMPLETION = "no_completion"
+    RECOVERY_FAILED = "recovery_failed"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    POLICY_DENIED = "policy_denied"
+    CANCELLED = "cancelled"
+
+
+_ERROR_REASON = re.compile(r"^error:[A-Za-z0-9_.:-]+$")
+
+
+def error_reason(code: str) -> str:
+    """Return the terminal reason for an error with `code` (``"error:PROVIDER_UNAVAILABLE"``)."""
+    reason = f"error:{code}"
+    if not _ERROR_REASON.match(reason):
+        raise ValueError(f"invalid error code {code!r}: use letters, digits and _.:-")
+    return reason
+
+
+def is_valid_reason(reason: str) -> bool:
+    """Whether `reason` is a terminal reason or an ``error:<code>`` reason."""
+    return reason in TerminalReason._value2member_map_ or bool(_ERROR_REASON.match(reason))
+
+
+class Run(FrozenModel):
+    """A run as the store lists it: a projection of its run log, kept up to date by [`apply`][runtime_core.runs.Run.apply].
+
+    ``reason`` is set for terminal runs (one of `TerminalReason` or ``error:<code>``) and for runs waiting
+    for approval (``approval_required`` or ``unknown_outcome``).
+    """
+
+    id: str = Field(min_length=1)
+    agent: AgentSpec
+    task: str
+    status: RunStatus = RunStatus.QUEUED
+    reason: str | None = None
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    depth: NonNegativeInt = 0
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    turns: NonNegativeInt = 0
+    usage: Usage = Usage()
+    last_seq: NonNegativeInt = 0
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _reason_fits_status(self) -> Self:
+        if self.status.is_terminal:
+            if self.reason is None or not is_valid_reason(self.reason):
+                raise ValueError(f"a {self.status.value} run needs a terminal reason, got {self.reason!r}")
+        elif self.status in (RunStatus.QUEUED, RunStatus.RUNNING) and self.reason is not None:
+            raise ValueError(f"a {self.status.value} run has no reason")
+        return self
+
+    @classmethod
+    def created(cls, event: Event) -> Run:
+        """Build the run record from its ``run.created`` event."""
+        payload = event.payload
+        if not isinstance(payload, RunCreatedPayload):
+            raise ValueError(f"a run starts with run.created, not {event.type.value}")
+        return cls(
+            id=event.run_id,
+            agent=payload.agent,
+            task=payload.task,
+            parent_run_id=payload.parent_run_id,
+            root_run_id=payload.root_run_id or event.run_id,
+            depth=payload.depth,
+            created_at=event.ts,
+            updated_at=event.ts,
+            last_seq=event.seq,
+            metadata=payload.metadata,
+        )
+
+    def apply(self, event: Event) -> Run:
+        """Return the run after `event` (the projection every run store maintains)."""
+        changes: dict[str, object] = {"last_seq": event.seq, "updated_at": max(self.updated_at, event.ts)}
+        payload = event.payload
+        match payload.type:
+            case "run.started" | "run.resumed" | "approval.resolved":
+                if not self.status.is_terminal:
+                    changes.update(status=RunStatus.RUNNING, reason=None)
+            case "approval.requested":
+                assert isinstance(payload, ApprovalRequestedPayload)
+                changes.update(status=RunStatus.WAITING_APPROVAL, reason=payload.reason_code)
+            case "run.paused":
+                changes.update(status=RunStatus.PAUSED, reason=None)
+            case "run.completed":
+                changes.update(status=RunStatus.COMPLETED, reason=TerminalReason.COMPLETED.value)
+            case "run.failed":
+                assert isinstance(payload, RunFailedPayload)
+                changes.update(status=RunStatus.FAILED, reason=payload.reason)
+            case "run.cancelled":
+                changes.update(status=RunStatus.CANCELLED, reason=TerminalReason.CANCELLED.value)
+            case "turn.finished":
+                changes.update(turns=max(self.turns, event.turn))
+            case "model.responded":
+                assert isinstance(payload, ModelRespondedPayload)
+                changes.update(usage=self.usage + payload.usage)
+            case _:
+                pass
+        return self.model_copy(update=changes)
