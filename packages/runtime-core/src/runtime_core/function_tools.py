@@ -59,6 +59,7 @@ class FunctionTool:
         return self._func
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the wrapped function directly (no validation, no context)."""
         return self._func(*args, **kwargs)
 
     async def invoke(self, arguments: Mapping[str, Any], context: ToolContext) -> JsonValue:
@@ -100,7 +101,9 @@ def _arguments_model(func: Callable[..., Any], tool_name: str) -> tuple[type[Bas
     try:
         hints = get_type_hints(func, include_extras=True)
     except NameError as error:
-        raise ToolDefinitionError(f"cannot resolve the annotations of {tool_name}: {error}", tool_name=tool_name) from None
+        raise ToolDefinitionError(
+            f"cannot resolve the annotations of {tool_name}: {error}", tool_name=tool_name
+        ) from None
     docs = parse_docstring(func.__doc__).params
     fields: dict[str, Any] = {}
     context_param: str | None = None
@@ -117,7 +120,7 @@ def _arguments_model(func: Callable[..., Any], tool_name: str) -> tuple[type[Bas
             continue
         default = ... if param.default is param.empty else param.default
         fields[name] = (annotation, Field(default, description=docs.get(name)))
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         f"{tool_name.replace(':', '_')}_arguments",
         __config__=ConfigDict(extra="forbid"),
         **fields,
@@ -196,12 +199,7 @@ def tool(
 
         @tool(name="math:add", effect=ToolEffect.NONE)
         def add(a: int, b: int = 1) -> int:
-            \"\"\"Add two numbers.
-
-            Args:
-                a: First addend.
-                b: Second addend.
-            \"\"\"
+            \"\"\"Add two numbers.\"\"\"  # plus an Args: section describing a and b
             return a + b
 
     Args:

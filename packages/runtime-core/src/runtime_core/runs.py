@@ -70,7 +70,7 @@ def is_valid_reason(reason: str) -> bool:
 
 
 class Run(FrozenModel):
-    """A run as the store lists it: a projection of its run log, kept up to date by [`apply`][runtime_core.runs.Run.apply].
+    """A run as the store lists it: a projection of its run log, kept current by `Run.apply`.
 
     ``reason`` is set for terminal runs (one of `TerminalReason` or ``error:<code>``) and for runs waiting
     for approval (``approval_required`` or ``unknown_outcome``).

@@ -92,6 +92,10 @@ class ToolErrorCode(StrEnum):
     DUPLICATE_FAILED_ACTION = "DUPLICATE_FAILED_ACTION"
 
 
+def _empty_object_schema() -> dict[str, JsonValue]:
+    return {"type": "object", "properties": {}}
+
+
 class ToolSpec(FrozenModel):
     """What the model and the governance planes know about a tool.
 
@@ -101,7 +105,7 @@ class ToolSpec(FrozenModel):
     name: ToolName
     description: str
     parameters: dict[str, JsonValue] = Field(
-        default_factory=lambda: {"type": "object", "properties": {}},
+        default_factory=_empty_object_schema,
         description="JSON schema of the arguments object.",
     )
     effect: ToolEffect = ToolEffect.UNSAFE

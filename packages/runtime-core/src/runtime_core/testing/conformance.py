@@ -200,9 +200,7 @@ async def check_load_folds_snapshots_and_deltas(store: RunStore) -> None:
     reference: list[Checkpoint] = []
     parent: int | None = None
     for turn in range(1, 10):
-        delta = CheckpointDelta(
-            run_id=run_id, turn=turn, parent_turn=parent, created_at=_T0, delta=_turn_delta(turn)
-        )
+        delta = CheckpointDelta(run_id=run_id, turn=turn, parent_turn=parent, created_at=_T0, delta=_turn_delta(turn))
         reference.append(delta)
         row: Checkpoint = delta
         if turn % 4 == 0:  # a snapshot every K=4 turns, as the persistence plane writes them
@@ -303,7 +301,9 @@ async def check_run_projection(store: RunStore) -> None:
         ],
     )
     waiting = await store.get_run(run_id)
-    _expect(waiting.status is RunStatus.WAITING_APPROVAL, f"approval.requested -> waiting_approval, got {waiting.status}")
+    _expect(
+        waiting.status is RunStatus.WAITING_APPROVAL, f"approval.requested -> waiting_approval, got {waiting.status}"
+    )
     _expect(waiting.reason == "approval_required", f"waiting reason is recorded, got {waiting.reason!r}")
     _expect(waiting.turns == 1 and waiting.usage == usage, "turns and usage follow the log")
     failed = RunFailedPayload(reason="error:TIMEOUT", message="gave up")

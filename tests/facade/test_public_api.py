@@ -1,0 +1,7 @@
+"""The public surface of runtime_facade."""
+
+from tests.public_api import assert_public_api
+
+
+def test_public_api() -> None:
+    assert_public_api("runtime_facade", "runtime-facade")
