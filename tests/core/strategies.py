@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-import annotated_types as at
 from hypothesis import strategies as st
 from pydantic import AwareDatetime, BaseModel, JsonValue, ValidationError
 from pydantic.fields import FieldInfo

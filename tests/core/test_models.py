@@ -64,7 +64,8 @@ def test_patterns_and_completion_names() -> None:
     assert match_tool_pattern("file:*", "file:read")
     assert not match_tool_pattern("file:*", "shell:run")
     assert match_tool_pattern("*:read", "file:read")
-    assert is_completion_tool("complete_task") and is_completion_tool("agent:complete_task")
+    assert is_completion_tool("complete_task")
+    assert is_completion_tool("agent:complete_task")
     assert not is_completion_tool("complete_tasks")
 
 
@@ -94,7 +95,8 @@ def test_agent_spec_refuses_grace_beyond_max_turns() -> None:
 def test_approval_and_message_envelope_shapes() -> None:
     call = ToolCall(id="c", name="shell:run")
     pending = Approval(id="ap", run_id="r", tool_call=call, reason="why", requested_at=T0, expires_at=T0)
-    assert pending.is_expired(T0) and not pending.is_expired(T0 - timedelta(seconds=1))
+    assert pending.is_expired(T0)
+    assert not pending.is_expired(T0 - timedelta(seconds=1))
     with pytest.raises(ValidationError, match="needs resolved_at"):
         Approval(id="ap", run_id="r", tool_call=call, reason="why", requested_at=T0, status=ApprovalStatus.DENIED)
     with pytest.raises(ValidationError, match="correlation_id"):
@@ -117,8 +119,9 @@ def _event(payload: object, seq: int, turn: int = 0) -> Event:
 
 def test_run_projection_needs_run_created_and_validates_reasons() -> None:
     run = Run.created(_event(RunCreatedPayload(agent=AGENT, task="t"), 1))
-    assert run.root_run_id == "run_1" and run.status is RunStatus.QUEUED
-    with pytest.raises(ValueError, match="run.created"):
+    assert run.root_run_id == "run_1"
+    assert run.status is RunStatus.QUEUED
+    with pytest.raises(ValueError, match=r"run\.created"):
         Run.created(_event(TurnStartedPayload(), 1))
     with pytest.raises(ValidationError, match="terminal reason"):
         run.model_validate({**run.model_dump(), "status": "failed", "reason": "because"})
@@ -147,7 +150,9 @@ def test_pending_tool_calls_are_calls_without_results() -> None:
     assert [c.id for c in state.pending_tool_calls] == ["c1", "c2"]
     answered = state.apply(3, TurnDelta(messages=(ToolResultMessage(tool_call_id="c1", tool_name="x", content=""),)))
     assert [c.id for c in answered.pending_tool_calls] == ["c2"]
-    assert answered.sop_phase == "p2" and answered.variables == {"last": 2} and answered.usage.input_tokens == 3
+    assert answered.sop_phase == "p2"
+    assert answered.variables == {"last": 2}
+    assert answered.usage.input_tokens == 3
 
 
 @settings(max_examples=60)
