@@ -29,6 +29,7 @@ from runtime_core import (
     RecoveryConfig,
     Run,
     RunCreatedPayload,
+    RunFailedPayload,
     RunStatus,
     SequentialIds,
     ToolCall,
@@ -128,6 +129,9 @@ def test_run_projection_needs_run_created_and_validates_reasons() -> None:
     assert error_reason("TIMEOUT") == "error:TIMEOUT"
     with pytest.raises(ValueError, match="invalid error code"):
         error_reason("with space")
+    for reason in ("completed", "cancelled", "tired", "error:"):
+        with pytest.raises(ValidationError, match="not a failure reason"):
+            RunFailedPayload(reason=reason, message="m")
 
 
 def test_placed_events_equal_validated_ones() -> None:

@@ -102,7 +102,8 @@ from runtime_core.providers import (
     TextDelta,
     ToolCallDelta,
 )
-from runtime_core.runs import Run, RunStatus, TerminalReason, error_reason, is_valid_reason
+from runtime_core.reasons import TerminalReason, error_reason, is_valid_reason
+from runtime_core.runs import Run, RunStatus
 from runtime_core.spool import SpoolRef, SpoolStore
 from runtime_core.stores import Lease, LoadedRun, RunStore
 from runtime_core.tools import (

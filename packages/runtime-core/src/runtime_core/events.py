@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Protocol, Self, runtime_checkable
 
-from pydantic import AwareDatetime, Field, JsonValue, NonNegativeFloat, NonNegativeInt, PositiveInt, model_validator
+from pydantic import (
+    AwareDatetime,
+    Field,
+    JsonValue,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from runtime_core._base import FrozenModel
 from runtime_core.agents import AgentSpec
@@ -21,6 +30,7 @@ from runtime_core.messages import AssistantMessage
 from runtime_core.messaging import MessageEnvelope
 from runtime_core.policy import PolicyDecision
 from runtime_core.providers import FinishReason
+from runtime_core.reasons import TerminalReason, is_valid_reason
 from runtime_core.tools import ToolCall, ToolEffect, ToolError, ToolResult
 from runtime_core.usage import Usage
 
@@ -361,9 +371,19 @@ class RunFailedPayload(FrozenModel):
     """The run failed; ``partial_output`` keeps what it produced."""
 
     type: Literal["run.failed"] = "run.failed"
-    reason: str = Field(pattern=r"^(no_completion|recovery_failed|budget_exhausted|policy_denied|error:.+)$")
+    reason: str
     message: str
     partial_output: str | None = None
+
+    @field_validator("reason")
+    @classmethod
+    def _failure_reason(cls, reason: str) -> str:
+        if not is_valid_reason(reason) or reason in (TerminalReason.COMPLETED, TerminalReason.CANCELLED):
+            raise ValueError(
+                f"{reason!r} is not a failure reason: use no_completion, recovery_failed, budget_exhausted, "
+                "policy_denied or error:<code>"
+            )
+        return reason
 
 
 class RunCancelledPayload(FrozenModel):
