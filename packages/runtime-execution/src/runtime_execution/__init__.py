@@ -7,9 +7,65 @@ It reaches durable state only through `runtime_core` protocols, never `runtime_p
 
 from importlib.metadata import version as _version
 
+from runtime_execution.providers import (
+    AnthropicProvider,
+    OpenAIProvider,
+    Scenario,
+    ScriptedError,
+    ScriptedProvider,
+    ScriptedStep,
+    ScriptedToolCall,
+)
+from runtime_execution.tools import (
+    DEFAULT_SHELL_OUTPUT_BYTES,
+    DEFAULT_SHELL_TIMEOUT_S,
+    CompleteTaskTool,
+    LocalToolRegistry,
+    ToolRegistryView,
+    Workspace,
+    builtin_tools,
+    complete_task,
+    file_edit,
+    file_info,
+    file_list,
+    file_read,
+    file_search,
+    file_tools,
+    file_write,
+    shell_run,
+    shell_tool,
+)
+
 __version__ = _version("runtime-execution")
 
 __all__ = [
     # metadata
     "__version__",
+    # model providers
+    "AnthropicProvider",
+    "OpenAIProvider",
+    "Scenario",
+    "ScriptedError",
+    "ScriptedProvider",
+    "ScriptedStep",
+    "ScriptedToolCall",
+    # tool registries and the workspace sandbox
+    "LocalToolRegistry",
+    "ToolRegistryView",
+    "Workspace",
+    # built-in tools
+    "DEFAULT_SHELL_OUTPUT_BYTES",
+    "DEFAULT_SHELL_TIMEOUT_S",
+    "CompleteTaskTool",
+    "builtin_tools",
+    "complete_task",
+    "file_edit",
+    "file_info",
+    "file_list",
+    "file_read",
+    "file_search",
+    "file_tools",
+    "file_write",
+    "shell_run",
+    "shell_tool",
 ]

@@ -1,0 +1,28 @@
+"""Model providers: OpenAI Chat Completions, Anthropic Messages and scripted scenarios.
+
+Every provider implements `runtime_core.providers.ModelProvider`. The HTTP providers take an injected
+`httpx.AsyncClient`, retry 429, 5xx, timeouts and connection errors with capped exponential backoff
+honouring ``Retry-After``, and raise `runtime_core.exceptions.ProviderError` for every failure.
+"""
+
+from runtime_execution.providers.anthropic import AnthropicProvider
+from runtime_execution.providers.openai import OpenAIProvider
+from runtime_execution.providers.scripted import (
+    Scenario,
+    ScriptedError,
+    ScriptedProvider,
+    ScriptedStep,
+    ScriptedToolCall,
+)
+
+__all__ = [
+    # HTTP providers
+    "AnthropicProvider",
+    "OpenAIProvider",
+    # scripted scenarios
+    "ScriptedProvider",
+    "Scenario",
+    "ScriptedStep",
+    "ScriptedToolCall",
+    "ScriptedError",
+]

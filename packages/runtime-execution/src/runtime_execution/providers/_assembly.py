@@ -1,0 +1,84 @@
+"""Private: reassemble streamed deltas into a `ModelResponse` (shared by every provider)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from runtime_core.exceptions import ProviderError
+from runtime_core.messages import AssistantMessage
+from runtime_core.providers import FinishReason, ModelResponse, TextDelta, ToolCallDelta
+from runtime_core.tools import ToolCall
+from runtime_core.usage import Usage
+
+
+def parse_arguments(text: str, *, provider: str, tool: str) -> dict[str, object]:
+    """Parse a tool call's JSON arguments text into an object (empty text is ``{}``)."""
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProviderError(
+            f"{provider}: tool call {tool!r} has malformed JSON arguments: {exc}", provider=provider, body=text[:2000]
+        ) from exc
+    if not isinstance(value, dict):
+        raise ProviderError(f"{provider}: tool call {tool!r} arguments are not a JSON object", provider=provider)
+    return value
+
+
+@dataclass
+class _PartialCall:
+    id: str | None = None
+    name: str | None = None
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ResponseAssembler:
+    """Accumulates `TextDelta` and `ToolCallDelta` chunks and builds the final response."""
+
+    provider: str
+    text: list[str] = field(default_factory=list)
+    calls: dict[int, _PartialCall] = field(default_factory=dict)
+
+    def add(self, chunk: TextDelta | ToolCallDelta) -> None:
+        """Fold one delta into the response being built."""
+        if isinstance(chunk, TextDelta):
+            self.text.append(chunk.text)
+            return
+        call = self.calls.setdefault(chunk.index, _PartialCall())
+        call.id = chunk.id or call.id
+        call.name = chunk.name or call.name
+        call.arguments.append(chunk.arguments)
+
+    def build(
+        self,
+        *,
+        model: str,
+        usage: Usage,
+        finish_reason: FinishReason | None,
+        response_id: str | None,
+        latency_ms: float,
+    ) -> ModelResponse:
+        """Return the assembled response; `finish_reason` ``None`` is inferred from the tool calls."""
+        tool_calls = []
+        for index in sorted(self.calls):
+            call = self.calls[index]
+            if not call.id or not call.name:
+                raise ProviderError(
+                    f"{self.provider}: streamed tool call {index} lacks an id or a name", provider=self.provider
+                )
+            arguments = parse_arguments("".join(call.arguments), provider=self.provider, tool=call.name)
+            tool_calls.append(ToolCall(id=call.id, name=call.name, arguments=arguments))
+        text = "".join(self.text)
+        if finish_reason is None:
+            finish_reason = FinishReason.TOOL_CALLS if tool_calls else FinishReason.STOP
+        return ModelResponse(
+            model=model,
+            message=AssistantMessage(content=text or None, tool_calls=tuple(tool_calls)),
+            usage=usage,
+            finish_reason=finish_reason,
+            response_id=response_id,
+            latency_ms=latency_ms,
+        )
