@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from runtime_core.exceptions import ProviderError
+from runtime_core.providers import ModelRequest
 
 MAX_BODY_CHARS = 2000
 """Error bodies are truncated to this many characters before they go into a `ProviderError`."""
@@ -191,3 +192,56 @@ def runtime_tool_name(wire: str, table: dict[str, str]) -> str:
 def monotonic_ms(start: float) -> float:
     """Milliseconds elapsed since `start` (a `time.monotonic()` value)."""
     return max(0.0, (time.monotonic() - start) * 1000.0)
+
+
+class HttpProvider:
+    """Plumbing shared by the HTTP providers: client, endpoint, retry policy, timeout and name.
+
+    Subclasses build the request body (`_body`) and their authentication headers (`_auth_headers`);
+    `_send` posts with retries and returns the (possibly streaming) response.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        url: str,
+        api_key: str | None,
+        max_retries: int,
+        backoff_s: float,
+        max_backoff_s: float,
+        timeout_s: float,
+        sleep: Sleep,
+        name: str,
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._api_key = api_key
+        self._policy = RetryPolicy(max_retries=max_retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s)
+        self._timeout = timeout_s
+        self._sleep = sleep
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """Provider name, the prefix of ``AgentSpec.model``."""
+        return self._name
+
+    def _body(self, request: ModelRequest, *, stream: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _auth_headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    async def _send(self, request: ModelRequest, *, stream: bool) -> httpx.Response:
+        def build() -> httpx.Request:
+            headers = {"content-type": "application/json", **self._auth_headers()}
+            if stream:
+                headers["accept"] = "text/event-stream"
+            return self._client.build_request(
+                "POST", self._url, json=self._body(request, stream=stream), headers=headers, timeout=self._timeout
+            )
+
+        return await send_with_retries(
+            self._client, build, provider=self._name, policy=self._policy, sleep=self._sleep, stream=stream
+        )

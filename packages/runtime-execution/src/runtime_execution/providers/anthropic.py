@@ -24,13 +24,12 @@ from runtime_core.providers import (
 from runtime_core.usage import Usage
 from runtime_execution.providers._assembly import ResponseAssembler
 from runtime_execution.providers._http import (
-    RetryPolicy,
+    HttpProvider,
     Sleep,
     iter_sse,
     loads,
     monotonic_ms,
     runtime_tool_name,
-    send_with_retries,
     shape_error,
     tool_name_table,
     wire_tool_name,
@@ -100,7 +99,7 @@ def _usage(payload: Any) -> Usage:
     )
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpProvider):
     """A `ModelProvider` over the Anthropic Messages API.
 
     System messages become the top-level ``system`` prompt; tool results become ``tool_result`` blocks
@@ -137,20 +136,19 @@ class AnthropicProvider:
         sleep: Sleep = asyncio.sleep,
         name: str = "anthropic",
     ) -> None:
-        self._client = client
-        self._url = base_url.rstrip("/") + "/v1/messages"
-        self._api_key = api_key
+        super().__init__(
+            client,
+            url=base_url.rstrip("/") + "/v1/messages",
+            api_key=api_key,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
+            timeout_s=timeout_s,
+            sleep=sleep,
+            name=name,
+        )
         self._version = anthropic_version
         self._max_tokens = max_tokens
-        self._policy = RetryPolicy(max_retries=max_retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s)
-        self._timeout = timeout_s
-        self._sleep = sleep
-        self._name = name
-
-    @property
-    def name(self) -> str:
-        """Provider name (``"anthropic"`` unless overridden)."""
-        return self._name
 
     def _body(self, request: ModelRequest, *, stream: bool) -> dict[str, Any]:
         system, messages = _messages(request.messages)
@@ -173,15 +171,11 @@ class AnthropicProvider:
             body["stream"] = True
         return body
 
-    def _builder(self, request: ModelRequest, *, stream: bool) -> httpx.Request:
-        headers = {"content-type": "application/json", "anthropic-version": self._version}
-        if stream:
-            headers["accept"] = "text/event-stream"
+    def _auth_headers(self) -> dict[str, str]:
+        headers = {"anthropic-version": self._version}
         if self._api_key:
             headers["x-api-key"] = self._api_key
-        return self._client.build_request(
-            "POST", self._url, json=self._body(request, stream=stream), headers=headers, timeout=self._timeout
-        )
+        return headers
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """Return the full reply.
@@ -190,13 +184,7 @@ class AnthropicProvider:
             ProviderError: HTTP failure, exhausted retries, or a malformed response.
         """
         start = time.monotonic()
-        response = await send_with_retries(
-            self._client,
-            lambda: self._builder(request, stream=False),
-            provider=self._name,
-            policy=self._policy,
-            sleep=self._sleep,
-        )
+        response = await self._send(request, stream=False)
         payload = loads(response.content, provider=self._name)
         table = tool_name_table([spec.name for spec in request.tools])
         assembler = ResponseAssembler(self._name)
@@ -232,14 +220,7 @@ class AnthropicProvider:
             ProviderError: HTTP failure, exhausted retries, an ``error`` event, or a malformed event.
         """
         start = time.monotonic()
-        response = await send_with_retries(
-            self._client,
-            lambda: self._builder(request, stream=True),
-            provider=self._name,
-            policy=self._policy,
-            sleep=self._sleep,
-            stream=True,
-        )
+        response = await self._send(request, stream=True)
         state = _StreamState(request.model, tool_name_table([spec.name for spec in request.tools]))
         assembler = ResponseAssembler(self._name)
         try:

@@ -24,13 +24,12 @@ from runtime_core.providers import (
 from runtime_core.usage import Usage
 from runtime_execution.providers._assembly import ResponseAssembler
 from runtime_execution.providers._http import (
-    RetryPolicy,
+    HttpProvider,
     Sleep,
     iter_sse,
     loads,
     monotonic_ms,
     runtime_tool_name,
-    send_with_retries,
     shape_error,
     tool_name_table,
     wire_tool_name,
@@ -77,7 +76,7 @@ def _usage(payload: Any) -> Usage:
     )
 
 
-class OpenAIProvider:
+class OpenAIProvider(HttpProvider):
     """A `ModelProvider` over the OpenAI Chat Completions API.
 
     Tool names: runtime tools are named ``server:operation``, but OpenAI allows only ``[a-zA-Z0-9_-]``
@@ -109,18 +108,17 @@ class OpenAIProvider:
         sleep: Sleep = asyncio.sleep,
         name: str = "openai",
     ) -> None:
-        self._client = client
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        self._api_key = api_key
-        self._policy = RetryPolicy(max_retries=max_retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s)
-        self._timeout = timeout_s
-        self._sleep = sleep
-        self._name = name
-
-    @property
-    def name(self) -> str:
-        """Provider name (``"openai"`` unless overridden)."""
-        return self._name
+        super().__init__(
+            client,
+            url=base_url.rstrip("/") + "/chat/completions",
+            api_key=api_key,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
+            timeout_s=timeout_s,
+            sleep=sleep,
+            name=name,
+        )
 
     def _body(self, request: ModelRequest, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"model": request.model, "messages": [_message(m) for m in request.messages]}
@@ -147,15 +145,8 @@ class OpenAIProvider:
             body["stream_options"] = {"include_usage": True}
         return body
 
-    def _builder(self, request: ModelRequest, *, stream: bool) -> httpx.Request:
-        headers = {"content-type": "application/json"}
-        if stream:
-            headers["accept"] = "text/event-stream"
-        if self._api_key:
-            headers["authorization"] = f"Bearer {self._api_key}"
-        return self._client.build_request(
-            "POST", self._url, json=self._body(request, stream=stream), headers=headers, timeout=self._timeout
-        )
+    def _auth_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """Return the full reply.
@@ -164,13 +155,7 @@ class OpenAIProvider:
             ProviderError: HTTP failure, exhausted retries, or a malformed response.
         """
         start = time.monotonic()
-        response = await send_with_retries(
-            self._client,
-            lambda: self._builder(request, stream=False),
-            provider=self._name,
-            policy=self._policy,
-            sleep=self._sleep,
-        )
+        response = await self._send(request, stream=False)
         payload = loads(response.content, provider=self._name)
         table = tool_name_table([spec.name for spec in request.tools])
         try:
@@ -207,14 +192,7 @@ class OpenAIProvider:
             ProviderError: HTTP failure, exhausted retries, or a malformed event.
         """
         start = time.monotonic()
-        response = await send_with_retries(
-            self._client,
-            lambda: self._builder(request, stream=True),
-            provider=self._name,
-            policy=self._policy,
-            sleep=self._sleep,
-            stream=True,
-        )
+        response = await self._send(request, stream=True)
         table = tool_name_table([spec.name for spec in request.tools])
         assembler = ResponseAssembler(self._name)
         usage = Usage(requests=1)
