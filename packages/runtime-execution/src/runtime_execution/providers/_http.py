@@ -20,6 +20,9 @@ MAX_BODY_CHARS = 2000
 
 Sleep = Callable[[float], Awaitable[None]]
 
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+"""What reading an unexpected payload shape raises; each parse site turns these into `shape_error`."""
+
 
 def truncate(text: str) -> str:
     """Cut `text` to `MAX_BODY_CHARS` characters."""

@@ -24,6 +24,7 @@ from runtime_core.providers import (
 from runtime_core.usage import Usage
 from runtime_execution.providers._assembly import ResponseAssembler
 from runtime_execution.providers._http import (
+    SHAPE_ERRORS,
     HttpProvider,
     Sleep,
     iter_sse,
@@ -207,7 +208,7 @@ class AnthropicProvider(HttpProvider):
             finish = _FINISH.get(payload.get("stop_reason") or "")
             response_id = payload.get("id")
             model = payload.get("model") or request.model
-        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        except SHAPE_ERRORS as exc:
             raise shape_error(self._name, exc, payload) from exc
         return assembler.build(
             model=model, usage=usage, finish_reason=finish, response_id=response_id, latency_ms=monotonic_ms(start)
@@ -228,7 +229,7 @@ class AnthropicProvider(HttpProvider):
                 event = loads(data, provider=self._name, what="stream event")
                 try:
                     chunk = state.handle(event, self._name)
-                except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+                except SHAPE_ERRORS as exc:
                     raise shape_error(self._name, exc, event) from exc
                 if chunk is not None:
                     assembler.add(chunk)

@@ -24,6 +24,7 @@ from runtime_core.providers import (
 from runtime_core.usage import Usage
 from runtime_execution.providers._assembly import ResponseAssembler
 from runtime_execution.providers._http import (
+    SHAPE_ERRORS,
     HttpProvider,
     Sleep,
     iter_sse,
@@ -179,7 +180,7 @@ class OpenAIProvider(HttpProvider):
             finish = _FINISH.get(choice.get("finish_reason") or "")
             response_id = payload.get("id")
             model = payload.get("model") or request.model
-        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        except SHAPE_ERRORS as exc:
             raise shape_error(self._name, exc, payload) from exc
         return assembler.build(
             model=model, usage=usage, finish_reason=finish, response_id=response_id, latency_ms=monotonic_ms(start)
@@ -220,7 +221,7 @@ class OpenAIProvider(HttpProvider):
                             yield chunk
                         if choice.get("finish_reason"):
                             finish = _FINISH.get(choice["finish_reason"])
-                except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+                except SHAPE_ERRORS as exc:
                     raise shape_error(self._name, exc, event) from exc
         finally:
             await response.aclose()
