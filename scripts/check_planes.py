@@ -18,8 +18,8 @@ dependencies". This script proves it, without trusting the developer's workspace
      that every installed sibling is byte-for-byte the wheel just built (not a stale cache entry or a
      same-named package from the index).
 3. Unless ``--skip-tests``: run the plane's own tests (``tests/<plane>``) with
-   ``uv run --frozen --exact --package <dist> --group dev`` in a separate project environment, so that
-   only that package, its dependencies and the dev tools are importable. A plane without test files yet
+   ``uv run --frozen --exact --package <dist> --all-extras --group dev`` in a separate project
+   environment, so that only that package, its dependencies and extras, and the dev tools are importable. A plane without test files yet
    is reported as such and is not a failure.
 
 Usage::
@@ -426,7 +426,7 @@ def probe_plane(runner: Runner, result: PlaneResult, python: Path, wheels: Mappi
 
 
 def run_plane_tests(runner: Runner, result: PlaneResult, tmp: Path) -> None:
-    """Run ``tests/<plane>`` in an exact environment holding only the plane, its dependencies and dev tools."""
+    """Run ``tests/<plane>`` in an exact environment: the plane, its dependencies and extras, and dev tools."""
     plane = plane_of(result.dist)
     files = plane_test_files(plane)
     if not files:
@@ -439,6 +439,7 @@ def run_plane_tests(runner: Runner, result: PlaneResult, tmp: Path) -> None:
         "--exact",
         "--package",
         result.dist,
+        "--all-extras",
         "--group",
         "dev",
         "pytest",
