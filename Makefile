@@ -26,7 +26,7 @@ define bootstrap
 		echo "uv not found: installing it with $(PYTHON) -m pip"; \
 		$(PYTHON) -m pip install --user uv || $(PYTHON) -m pip install uv; \
 	}
-	$(UV) sync --frozen --all-extras
+	$(UV) sync --frozen
 	@touch $(INSTALL_STAMP)
 endef
 
@@ -37,7 +37,7 @@ help: ## Show this help (the default goal)
 	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-zA-Z0-9_.-]+:[^=]*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 .PHONY: install
-install: ## Install uv if missing (pip), then sync the workspace venv from uv.lock (all packages and extras, dev + lint groups)
+install: ## Install uv if missing (pip), then sync the workspace venv from uv.lock (all packages with their extras, dev + lint groups)
 	$(bootstrap)
 
 $(INSTALL_STAMP): pyproject.toml uv.lock $(wildcard packages/*/pyproject.toml)
