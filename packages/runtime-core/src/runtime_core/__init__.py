@@ -81,6 +81,7 @@ from runtime_core.lineage import LineageEntry, LineageStatus
 from runtime_core.memory import InMemoryArtifactStore, InMemoryRunStore, InMemorySpoolStore
 from runtime_core.messages import AssistantMessage, Message, SystemMessage, ToolResultMessage, UserMessage
 from runtime_core.messaging import MessageEnvelope, MessageKind
+from runtime_core.pipeline import RateLimiter, ToolResultCache
 from runtime_core.policy import (
     ArgCondition,
     ConditionOperator,
@@ -103,7 +104,7 @@ from runtime_core.providers import (
     ToolCallDelta,
 )
 from runtime_core.reasons import TerminalReason, error_reason, is_valid_reason
-from runtime_core.runs import Run, RunStatus
+from runtime_core.runs import Run, RunResult, RunStatus
 from runtime_core.spool import SpoolRef, SpoolStore
 from runtime_core.stores import Lease, LoadedRun, RunStore
 from runtime_core.tools import (
@@ -138,6 +139,7 @@ __all__ = [
     "Limits",
     "RecoveryConfig",
     "Run",
+    "RunResult",
     "RunStatus",
     "TerminalReason",
     "error_reason",
@@ -176,6 +178,9 @@ __all__ = [
     "is_completion_tool",
     "match_tool_pattern",
     "tool",
+    # tool pipeline plug points
+    "RateLimiter",
+    "ToolResultCache",
     # usage and budgets
     "Budget",
     "BudgetState",

@@ -17,9 +17,10 @@ from runtime_core.events import (
     RunFailedPayload,
 )
 from runtime_core.reasons import TerminalReason, is_valid_reason
+from runtime_core.tools import CompleteTaskInput
 from runtime_core.usage import Usage
 
-__all__ = ["Run", "RunStatus"]
+__all__ = ["Run", "RunResult", "RunStatus"]
 
 
 class RunStatus(StrEnum):
@@ -120,3 +121,26 @@ class Run(FrozenModel):
             case _:
                 pass
         return self.model_copy(update=changes)
+
+
+class RunResult(FrozenModel):
+    """Where a run stands when its driver returns: finished, or stopped waiting for someone.
+
+    ``output`` is the completion summary of a completed run and the partial output (the model's last
+    text) of a failed one. ``completion`` holds the accepted ``complete_task`` arguments.
+    """
+
+    run_id: str = Field(min_length=1)
+    status: RunStatus
+    reason: str | None = None
+    output: str | None = None
+    completion: CompleteTaskInput | None = None
+    error: str | None = Field(default=None, description="What went wrong, for a failed run.")
+    turns: NonNegativeInt = 0
+    usage: Usage = Usage()
+    last_seq: NonNegativeInt = 0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run completed through ``complete_task``."""
+        return self.status is RunStatus.COMPLETED

@@ -1,0 +1,81 @@
+"""The pipeline's argument check: a call's arguments against the top level of its tool's JSON schema.
+
+Deep validation is the tool's own business (the `tool` decorator validates with pydantic, MCP servers
+validate on their side). This check catches what every tool would otherwise report differently, before
+anything runs and in one message the model can act on: missing required arguments, unknown ones when
+the schema forbids extras, and top-level values of the wrong JSON type or outside an ``enum``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["argument_problems"]
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list, tuple),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+def _accepted_types(schema: Mapping[str, Any]) -> list[str] | None:
+    """The JSON types a property schema accepts, or ``None`` when it does not say (or says it oddly)."""
+    declared = schema.get("type")
+    if isinstance(declared, str):
+        return [declared]
+    if isinstance(declared, list) and all(isinstance(item, str) for item in declared):
+        return declared
+    options = schema.get("anyOf")
+    if isinstance(options, list):
+        found: list[str] = []
+        for option in options:
+            nested = _accepted_types(option) if isinstance(option, Mapping) else None
+            if nested is None:
+                return None
+            found.extend(nested)
+        return found
+    return None
+
+
+def _is(value: object, json_type: str) -> bool:
+    kinds = _JSON_TYPES.get(json_type)
+    if kinds is None:
+        return True  # a type we do not know: let the tool decide
+    if isinstance(value, bool) and json_type in ("integer", "number"):
+        return False
+    if json_type == "integer" and isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, kinds)
+
+
+def argument_problems(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
+    """Return what is wrong with `arguments` at the top level of `schema` (empty when nothing is)."""
+    problems: list[str] = []
+    properties = schema.get("properties")
+    properties = properties if isinstance(properties, Mapping) else {}
+    required = schema.get("required")
+    for name in required if isinstance(required, list) else ():
+        if name not in arguments:
+            problems.append(f"missing required argument {name!r}")
+    if schema.get("additionalProperties") is False:
+        unknown = sorted(set(arguments) - set(properties))
+        if unknown:
+            allowed = ", ".join(sorted(properties)) or "none"
+            problems.append(f"unknown argument(s) {', '.join(map(repr, unknown))} (allowed: {allowed})")
+    for name, value in arguments.items():
+        prop = properties.get(name)
+        if not isinstance(prop, Mapping):
+            continue
+        accepted = _accepted_types(prop)
+        if accepted is not None and not any(_is(value, json_type) for json_type in accepted):
+            problems.append(f"argument {name!r} must be {' or '.join(accepted)}, got {type(value).__name__}")
+        enum = prop.get("enum")
+        if isinstance(enum, list) and value not in enum:
+            problems.append(f"argument {name!r} must be one of {enum}, got {value!r}")
+    return problems

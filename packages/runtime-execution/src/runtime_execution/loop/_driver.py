@@ -1,0 +1,719 @@
+"""The turn executor: drives one run turn by turn and writes its run log.
+
+One turn = (recovery check) → model call → outcome handling → tools → observation. The log is written in
+at most two commits per turn in the common case: a write-ahead commit right before the first tool with
+effects runs, and the turn-end commit with the turn's final checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from pydantic import ValidationError
+
+from runtime_core.agents import AgentSpec, ExecutionMode
+from runtime_core.approvals import Approval, ApprovalDecision, ApprovalHandler
+from runtime_core.checkpoints import (
+    Checkpoint,
+    CheckpointDelta,
+    CheckpointSnapshot,
+    CheckpointState,
+    CheckpointStatus,
+    TurnDelta,
+)
+from runtime_core.clock import Clock
+from runtime_core.events import (
+    ApprovalRequestedPayload,
+    ApprovalResolvedPayload,
+    CheckpointSavedPayload,
+    CompletionRecordedPayload,
+    ErrorPayload,
+    MessageDeliveredPayload,
+    ModelRequestedPayload,
+    ModelRespondedPayload,
+    PolicyDecidedPayload,
+    RecoveryStartedPayload,
+    RunCancelledPayload,
+    RunCompletedPayload,
+    RunFailedPayload,
+    RunPausedPayload,
+    RunResumedPayload,
+    ToolCalledPayload,
+    ToolFailedPayload,
+    ToolFinishedPayload,
+    ToolStartedPayload,
+    TurnFinishedPayload,
+    TurnStartedPayload,
+)
+from runtime_core.exceptions import ProviderError, StoreError
+from runtime_core.ids import IdGenerator
+from runtime_core.messages import AssistantMessage, Message, ToolResultMessage, UserMessage
+from runtime_core.messaging import MessageEnvelope, MessageKind
+from runtime_core.policy import PolicyContext
+from runtime_core.providers import ModelProvider, ModelRequest, ModelResponse, ResponseComplete, StreamChunk
+from runtime_core.reasons import TerminalReason, error_reason
+from runtime_core.runs import Run, RunResult, RunStatus
+from runtime_core.tools import (
+    COMPLETION_TOOL_NAME,
+    CompleteTaskInput,
+    Tool,
+    ToolCall,
+    ToolContext,
+    ToolEffect,
+    ToolErrorCode,
+    ToolRegistry,
+    ToolResult,
+    ToolSpec,
+    is_completion_tool,
+)
+from runtime_core.usage import Usage
+from runtime_execution.loop._recorder import Recorder
+from runtime_execution.loop.control import RunControl
+from runtime_execution.loop.pipeline import Screened, ToolPipeline, failed_result
+from runtime_execution.loop.scheduling import ResourceResolver, plan_groups
+from runtime_execution.loop.states import AgentStatus, can_transition
+
+__all__ = ["Driver", "DriverConfig"]
+
+
+class _Cancelled(Exception):
+    """The run was cancelled through its control (internal signal)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriverConfig:
+    """What every run of one agent loop shares."""
+
+    pipeline: ToolPipeline
+    approvals: ApprovalHandler | None
+    resources: ResourceResolver
+    clock: Clock
+    ids: IdGenerator
+    snapshot_every: int
+
+
+@dataclass(slots=True)
+class _Turn:
+    """Bookkeeping of the turn in progress."""
+
+    number: int
+    parent: int | None
+    """Turn of the checkpoint this turn's checkpoint follows."""
+    started: float
+    recovery: bool
+    messages: list[Message]
+    usage: Usage
+    tool_calls: int = 0
+
+
+class Driver:
+    """Drives one run from its current state until it ends or must wait.
+
+    Args:
+        config: What the loop's runs share.
+        run: The run record.
+        state: The state to continue from (the initial messages for a new run).
+        provider: The model provider for the agent's model.
+        tools: The agent's tool view; the completion tool is always reachable.
+        completion: The completion tool to use when the view has none.
+        recorder: Writes the run log.
+        control: The run's signals.
+        workspace: Root directory of file and shell tools.
+        stream_model: Whether to stream model replies (deltas go to `on_delta`).
+        on_delta: Receives stream chunks of the model's reply.
+        on_status: Receives every agent status change.
+    """
+
+    def __init__(
+        self,
+        config: DriverConfig,
+        run: Run,
+        state: CheckpointState,
+        *,
+        provider: ModelProvider,
+        tools: ToolRegistry,
+        completion: Tool,
+        recorder: Recorder,
+        control: RunControl,
+        workspace: Path | None,
+        stream_model: bool,
+        on_delta: Callable[[int, StreamChunk], None],
+        on_status: Callable[[AgentStatus], None],
+    ) -> None:
+        self._config = config
+        self._run = run
+        self._agent: AgentSpec = run.agent
+        self._provider = provider
+        self._model = self._agent.model.partition(":")[2]
+        self._tools = tools
+        self._completion = tools.get(COMPLETION_TOOL_NAME) or completion
+        specs = list(tools.specs())
+        if not any(spec.name == self._completion.spec.name for spec in specs):
+            specs.append(self._completion.spec)
+        self._specs: tuple[ToolSpec, ...] = tuple(specs)
+        self._tool_names = tuple(spec.name for spec in specs)
+        self._recorder = recorder
+        self._control = control
+        self._workspace = workspace
+        self._stream_model = stream_model
+        self._on_delta = on_delta
+        self._on_status = on_status
+        self._messages: list[Message] = list(state.messages)
+        self._usage = state.usage
+        self._turn_number = state.turn
+        self._checkpoint_turn: int | None = state.turn
+        """Turn of the last checkpoint written (or loaded)."""
+        self._recovered = False
+        self._last_text: str | None = next(
+            (m.content for m in reversed(state.messages) if isinstance(m, AssistantMessage) and m.content), None
+        )
+        self._turn: _Turn | None = None
+        self._inflight: list[ToolCall] = []
+        self._status = AgentStatus.IDLE
+        self._policy_context = PolicyContext(
+            run_id=run.id, agent_id=self._agent.name, depth=run.depth, role=self._agent.role, mode=self._agent.mode
+        )
+
+    # -- entry -------------------------------------------------------------------------------------------
+
+    async def drive(self) -> RunResult:
+        """Run turns until the run completes, fails, is cancelled or waits for an approval."""
+        try:
+            while True:
+                await self._between_turns()
+                result = await self._run_turn()
+                if result is not None:
+                    return result
+        except _Cancelled:
+            return await self._finish_cancelled()
+        except ProviderError as error:
+            return await self._fail(error_reason("provider_error"), str(error), stage="model")
+        except Exception as error:
+            # A bug or a broken plug-in: record it so the log says why the run stopped, then re-raise
+            # store failures (nothing can be recorded) and end the run for everything else.
+            if isinstance(error, StoreError):
+                raise
+            return await self._fail(error_reason("internal"), f"{type(error).__name__}: {error}", stage="loop")
+        finally:
+            await self._recorder.release()
+
+    # -- status and checks ---------------------------------------------------------------------------------
+
+    def _set_status(self, status: AgentStatus) -> None:
+        if status is self._status:
+            return
+        if not can_transition(self._status, status):
+            raise RuntimeError(f"illegal agent state transition {self._status.value} -> {status.value}")
+        self._status = status
+        self._on_status(status)
+
+    def _check_cancel(self) -> None:
+        if self._control.cancelled:
+            raise _Cancelled
+
+    async def _between_turns(self) -> None:
+        self._check_cancel()
+        if self._control.paused:
+            self._set_status(AgentStatus.IDLE)
+            self._recorder.add(RunPausedPayload(reason=self._control.take_pause_reason()), turn=self._turn_number)
+            await self._recorder.commit()
+            await self._control.wait_runnable()
+            self._check_cancel()
+            self._recorder.add(RunResumedPayload(reason=self._control.take_resume_reason()), turn=self._turn_number)
+        await self._recorder.renew_lease()
+
+    # -- one turn --------------------------------------------------------------------------------------
+
+    def _recovery_due(self, turn: int) -> bool:
+        recovery = self._agent.recovery
+        threshold = max(1, self._agent.limits.max_turns - recovery.grace_turns)
+        return recovery.enabled and not self._recovered and turn >= threshold
+
+    async def _run_turn(self) -> RunResult | None:
+        limits, recovery_config = self._agent.limits, self._agent.recovery
+        number = self._turn_number + 1
+        if not recovery_config.enabled and recovery_config.hard_limit and number > limits.max_turns:
+            message = f"the turn limit ({limits.max_turns}) was reached without a call to {COMPLETION_TOOL_NAME}"
+            return await self._fail(TerminalReason.NO_COMPLETION, message)
+        recovery = self._recovery_due(number)
+        self._turn_number = number
+        self._control.turn_started()
+        turn = self._turn = _Turn(number, self._checkpoint_turn, self._config.clock.monotonic(), recovery, [], Usage())
+        self._recorder.add(TurnStartedPayload(recovery=recovery), turn=number)
+        deadline: float | None = None
+        if recovery:
+            self._recovered = True
+            self._set_status(AgentStatus.RECOVERING)
+            deadline = turn.started + recovery_config.grace_timeout_s
+            self._recorder.add(
+                RecoveryStartedPayload(
+                    trigger="max_turns",
+                    max_turns=limits.max_turns,
+                    grace_turns=recovery_config.grace_turns,
+                    deadline_s=recovery_config.grace_timeout_s,
+                ),
+                turn=number,
+            )
+            self._add_message(UserMessage(content=recovery_config.warning_template.format(max_turns=limits.max_turns)))
+        else:
+            self._set_status(AgentStatus.THINKING)
+        for thought in self._control.take_thoughts():
+            self._inject(thought)
+        response = await self._ask_model(recovery, deadline)
+        if response is None:
+            return await self._fail(
+                TerminalReason.RECOVERY_FAILED if recovery else error_reason("model_timeout"),
+                "the model did not answer in time"
+                + (" during the recovery turn" if recovery else f" ({limits.model_timeout_s:g} s)"),
+                stage="model",
+            )
+        return await self._handle(response, deadline)
+
+    def _inject(self, thought: str) -> None:
+        envelope = MessageEnvelope(
+            id=self._config.ids.new_id("msg"),
+            sender="operator",
+            recipient=self._agent.name,
+            kind=MessageKind.EVENT,
+            topic="thought",
+            payload=thought,
+            timestamp=self._config.clock.now(),
+        )
+        self._recorder.add(MessageDeliveredPayload(envelope=envelope), turn=self._turn_number)
+        self._add_message(UserMessage(content=thought))
+
+    def _add_message(self, message: Message) -> None:
+        self._messages.append(message)
+        assert self._turn is not None
+        self._turn.messages.append(message)
+
+    async def _ask_model(self, recovery: bool, deadline: float | None) -> ModelResponse | None:
+        """Call the model; ``None`` means it ran out of time."""
+        specs = (self._completion.spec,) if recovery else self._specs
+        request = ModelRequest.model_construct(
+            model=self._model,
+            messages=tuple(self._messages),
+            tools=specs,
+            tool_choice="required" if recovery else "auto",
+            temperature=None,
+            max_output_tokens=None,
+            metadata={},
+        )
+        self._recorder.add(
+            ModelRequestedPayload(
+                model=self._agent.model,
+                message_count=len(request.messages),
+                tool_names=(self._completion.spec.name,) if recovery else self._tool_names,
+            ),
+            turn=self._turn_number,
+        )
+        timeout = self._agent.limits.model_timeout_s
+        if deadline is not None:
+            timeout = min(timeout, max(0.0, deadline - self._config.clock.monotonic()))
+        try:
+            with self._control.interruptible():
+                async with asyncio.timeout(timeout):
+                    return await (self._stream(request) if self._stream_model else self._provider.complete(request))
+        except TimeoutError:
+            return None
+        except asyncio.CancelledError:
+            self._cancelled_here()
+
+    async def _stream(self, request: ModelRequest) -> ModelResponse:
+        response: ModelResponse | None = None
+        async for chunk in self._provider.stream(request):
+            if isinstance(chunk, ResponseComplete):
+                response = chunk.response
+            else:
+                self._on_delta(self._turn_number, chunk)
+        if response is None:
+            raise ProviderError(
+                f"{self._provider.name}: the stream ended without a response", provider=self._provider.name
+            )
+        return response
+
+    def _cancelled_here(self) -> NoReturn:
+        """Turn the task cancellation that `RunControl.cancel` caused into `_Cancelled`."""
+        if not self._control.cancelled:
+            raise asyncio.CancelledError  # cancelled from outside: let it propagate
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        raise _Cancelled
+
+    async def _handle(self, response: ModelResponse, deadline: float | None) -> RunResult | None:
+        turn = self._turn
+        assert turn is not None
+        number = turn.number
+        message = response.message
+        turn.usage = turn.usage + response.usage
+        self._usage = self._usage + response.usage
+        if message.content:
+            self._last_text = message.content
+        self._recorder.add(
+            ModelRespondedPayload(
+                model=self._agent.model,
+                message=message,
+                usage=response.usage,
+                finish_reason=response.finish_reason,
+                latency_ms=response.latency_ms,
+            ),
+            turn=number,
+        )
+        self._add_message(message)
+        calls = message.tool_calls
+        for call in calls:
+            self._recorder.add(ToolCalledPayload(call=call), turn=number, tool_call_id=call.id)
+        turn.tool_calls = len(calls)
+        if not calls:
+            reason = TerminalReason.RECOVERY_FAILED if turn.recovery else TerminalReason.NO_COMPLETION
+            return await self._fail(reason, f"the model answered without calling {COMPLETION_TOOL_NAME}")
+        completions = [call for call in calls if is_completion_tool(call.name)]
+        if completions and len(calls) == 1:
+            return await self._complete(calls[0], deadline)
+        if turn.recovery:
+            names = ", ".join(call.name for call in calls)
+            return await self._fail(
+                TerminalReason.RECOVERY_FAILED,
+                f"the recovery turn must call only {COMPLETION_TOOL_NAME}, and the model called {names}",
+            )
+        if completions:
+            self._refuse_all(calls)
+        else:
+            self._set_status(AgentStatus.EXECUTING)
+            waiting = await self._run_tools(calls)
+            if waiting is not None:
+                return waiting
+        await self._end_turn()
+        return None
+
+    def _refuse_all(self, calls: Sequence[ToolCall]) -> None:
+        """Completion mixed with other calls: the turn fails, nothing runs, the model is told why."""
+        message = (
+            f"{COMPLETION_TOOL_NAME} must be the only tool call of its turn; none of this turn's "
+            f"{len(calls)} calls was run"
+        )
+        self._recorder.add(
+            ErrorPayload(code="completion_not_alone", message=message, stage="turn", recoverable=True),
+            turn=self._turn_number,
+        )
+        for call in calls:
+            self._record_outcome(failed_result(call, ToolErrorCode.VALIDATION_ERROR, message))
+
+    # -- completion ------------------------------------------------------------------------------------
+
+    async def _complete(self, call: ToolCall, deadline: float | None) -> RunResult | None:
+        turn = self._turn
+        assert turn is not None
+        tool_context = self._tool_context(call)
+        self._recorder.add(
+            ToolStartedPayload(tool_name=call.name, effect=ToolEffect.NONE, idempotency_key=call.id),
+            turn=turn.number,
+            tool_call_id=call.id,
+        )
+        timeout = self._agent.limits.tool_timeout_s
+        if deadline is not None:
+            timeout = max(0.001, min(timeout, deadline - self._config.clock.monotonic()))
+        screened = Screened(call, self._completion, None)
+        result = await self._config.pipeline.execute(screened, tool_context, timeout)
+        self._record_outcome(result)
+        completion = None if result.error is not None else _completion_input(result)
+        if completion is None:
+            if turn.recovery:
+                error = result.error.message if result.error is not None else "invalid completion"
+                return await self._fail(TerminalReason.RECOVERY_FAILED, f"{COMPLETION_TOOL_NAME} failed: {error}")
+            await self._end_turn()
+            return None
+        self._recorder.add(
+            CompletionRecordedPayload(
+                summary=completion.summary, artifacts=completion.artifacts or (), next_steps=completion.next_steps
+            ),
+            turn=turn.number,
+            tool_call_id=call.id,
+        )
+        self._set_status(AgentStatus.COMPLETE)
+        await self._end_turn(RunCompletedPayload(summary=completion.summary))
+        return self._result(
+            RunStatus.COMPLETED, TerminalReason.COMPLETED, output=completion.summary, completion=completion
+        )
+
+    # -- tools -----------------------------------------------------------------------------------------
+
+    def _tool_context(self, call: ToolCall) -> ToolContext:
+        return ToolContext(
+            run_id=self._run.id,
+            tool_call_id=call.id,
+            agent_id=self._agent.name,
+            turn=self._turn_number,
+            workspace=self._workspace,
+        )
+
+    async def _run_tools(self, calls: Sequence[ToolCall]) -> RunResult | None:
+        """Screen, approve and run a turn's calls; return a result when the run must wait."""
+        number = self._turn_number
+        runnable = list(calls)
+        if self._agent.mode is ExecutionMode.INTERACTIVE and len(calls) > 1:
+            runnable = runnable[:1]
+            message = "interactive mode runs one tool call per turn; this call was not run: ask for it again"
+            refused = [failed_result(call, ToolErrorCode.VALIDATION_ERROR, message) for call in calls[1:]]
+        else:
+            refused = []
+        policy_context = PolicyContext(
+            run_id=self._run.id,
+            agent_id=self._agent.name,
+            turn=number,
+            depth=self._run.depth,
+            role=self._agent.role,
+            mode=self._agent.mode,
+        )
+        pipeline = self._config.pipeline
+        screened: list[Screened] = []
+        for call in runnable:
+            item = pipeline.screen(call, self._tools, policy_context, self._workspace)
+            if item.decision is not None:
+                payload = PolicyDecidedPayload(tool_name=call.name, decision=item.decision)
+                self._recorder.add(payload, turn=number, tool_call_id=call.id)
+            screened.append(item)
+        for index, item in enumerate(screened):
+            if item.needs_approval:
+                decided = await self._approve(item)
+                if decided is None:
+                    return await self._wait_for_approval()
+                screened[index] = decided
+        specs = [item.spec for item in screened]
+        groups = (
+            plan_groups(runnable, specs, resources=self._config.resources)
+            if self._agent.mode is ExecutionMode.BATCH
+            else [[0]]
+        )
+        for group in groups:
+            await self._run_group([screened[index] for index in group])
+        for result in refused:
+            self._record_outcome(result)
+        return None
+
+    async def _approve(self, item: Screened) -> Screened | None:
+        """Ask the approval handler; return the call as allowed or denied, or ``None`` to wait."""
+        assert item.decision is not None
+        approval = Approval(
+            id=self._config.ids.new_id("apr"),
+            run_id=self._run.id,
+            tool_call=item.call,
+            reason=item.decision.reason or f"{item.call.name} needs approval",
+            requested_at=self._config.clock.now(),
+        )
+        self._recorder.add(
+            ApprovalRequestedPayload(approval_id=approval.id, call=item.call, reason=approval.reason),
+            turn=self._turn_number,
+            tool_call_id=item.call.id,
+        )
+        if self._config.approvals is None:
+            return None
+        self._set_status(AgentStatus.WAITING_CONFIRMATION)
+        try:
+            with self._control.interruptible():
+                resolution = await self._config.approvals.decide(approval)
+        except asyncio.CancelledError:
+            self._cancelled_here()
+        if resolution is None:
+            return None
+        self._set_status(AgentStatus.EXECUTING)
+        self._recorder.add(
+            ApprovalResolvedPayload(
+                approval_id=approval.id,
+                decision=resolution.decision,
+                resolved_by=resolution.resolved_by,
+                note=resolution.note,
+                sticky=resolution.sticky,
+            ),
+            turn=self._turn_number,
+            tool_call_id=item.call.id,
+        )
+        if resolution.decision is ApprovalDecision.ALLOW:
+            return Screened(item.call, item.tool, item.decision)
+        note = f": {resolution.note}" if resolution.note else ""
+        denial = failed_result(item.call, ToolErrorCode.PERMISSION_DENIED, f"the approver denied this call{note}")
+        return Screened(item.call, item.tool, item.decision, denial)
+
+    async def _wait_for_approval(self) -> RunResult:
+        self._set_status(AgentStatus.WAITING_CONFIRMATION)
+        await self._commit_turn(CheckpointStatus.OPEN)
+        return self._result(RunStatus.WAITING_APPROVAL, "approval_required")
+
+    async def _run_group(self, group: list[Screened]) -> None:
+        """Run one dependency-safe group: gate each call, write ahead if needed, run, record."""
+        self._check_cancel()
+        pipeline = self._config.pipeline
+        number = self._turn_number
+        ready: list[tuple[Screened, ToolContext]] = []
+        for item in group:
+            if item.failure is not None:
+                self._record_outcome(item.failure)
+                continue
+            context = self._tool_context(item.call)
+            gated = await pipeline.gate(item, context)
+            if gated is not None:
+                self._record_outcome(gated)
+                continue
+            spec = item.spec
+            assert spec is not None
+            self._recorder.add(
+                ToolStartedPayload(tool_name=spec.name, effect=spec.effect, idempotency_key=item.call.id),
+                turn=number,
+                tool_call_id=item.call.id,
+            )
+            ready.append((item, context))
+        if not ready:
+            return
+        if any(item.spec is not None and item.spec.effect is not ToolEffect.NONE for item, _ in ready):
+            # Write-ahead: the ledger must show these calls started before any of them can act.
+            await self._commit_turn(CheckpointStatus.OPEN)
+        limit = asyncio.Semaphore(self._agent.limits.max_parallel)
+
+        async def run_one(item: Screened, context: ToolContext) -> ToolResult:
+            async with limit:
+                spec = item.spec
+                assert spec is not None
+                return await pipeline.execute(item, context, spec.timeout_s or self._agent.limits.tool_timeout_s)
+
+        self._inflight = [item.call for item, _ in ready]
+        try:
+            with self._control.interruptible():
+                if len(ready) == 1:
+                    outcomes = [await run_one(*ready[0])]
+                else:
+                    outcomes = list(await asyncio.gather(*(run_one(item, context) for item, context in ready)))
+        except asyncio.CancelledError:
+            self._cancelled_here()
+        self._inflight = []
+        for outcome in outcomes:
+            self._record_outcome(outcome)
+
+    def _record_outcome(self, result: ToolResult) -> None:
+        number = self._turn_number
+        if result.error is None:
+            self._recorder.add(ToolFinishedPayload(result=result), turn=number, tool_call_id=result.tool_call_id)
+        else:
+            self._recorder.add(ToolFailedPayload(result=result), turn=number, tool_call_id=result.tool_call_id)
+        self._add_message(
+            ToolResultMessage(
+                tool_call_id=result.tool_call_id,
+                tool_name=result.tool_name,
+                content=result.content,
+                is_error=result.error is not None,
+            )
+        )
+
+    # -- boundaries ------------------------------------------------------------------------------------
+
+    def _checkpoint(self, status: CheckpointStatus) -> Checkpoint:
+        turn = self._turn
+        assert turn is not None
+        now = self._config.clock.now()
+        parent = turn.parent
+        if status is CheckpointStatus.FINAL and turn.number % self._config.snapshot_every == 0:
+            state = CheckpointState(turn=turn.number, messages=tuple(self._messages), usage=self._usage)
+            return CheckpointSnapshot(
+                run_id=self._run.id, turn=turn.number, parent_turn=parent, status=status, created_at=now, state=state
+            )
+        delta = TurnDelta(messages=tuple(turn.messages), usage=turn.usage)
+        return CheckpointDelta(
+            run_id=self._run.id, turn=turn.number, parent_turn=parent, status=status, created_at=now, delta=delta
+        )
+
+    async def _commit_turn(self, status: CheckpointStatus) -> None:
+        turn = self._turn
+        assert turn is not None
+        checkpoint = self._checkpoint(status)
+        self._recorder.add(
+            CheckpointSavedPayload(
+                kind=checkpoint.kind, parent_turn=checkpoint.parent_turn, final=status is CheckpointStatus.FINAL
+            ),
+            turn=turn.number,
+        )
+        await self._recorder.commit(checkpoint)
+        self._checkpoint_turn = turn.number
+
+    async def _end_turn(self, *terminal: RunCompletedPayload | RunFailedPayload | RunCancelledPayload) -> None:
+        """Record the turn's end (and the run's, if given) with the turn's final checkpoint."""
+        turn = self._turn
+        assert turn is not None
+        self._recorder.add(
+            TurnFinishedPayload(
+                usage=turn.usage,
+                tool_calls=turn.tool_calls,
+                duration_ms=(self._config.clock.monotonic() - turn.started) * 1000.0,
+            ),
+            turn=turn.number,
+        )
+        for payload in terminal:
+            self._recorder.add(payload, turn=turn.number)
+        await self._commit_turn(CheckpointStatus.FINAL)
+        self._turn = None
+
+    # -- endings ---------------------------------------------------------------------------------------
+
+    def _result(
+        self,
+        status: RunStatus,
+        reason: str | None,
+        *,
+        output: str | None = None,
+        completion: CompleteTaskInput | None = None,
+        error: str | None = None,
+    ) -> RunResult:
+        return RunResult(
+            run_id=self._run.id,
+            status=status,
+            reason=reason,
+            output=output,
+            completion=completion,
+            error=error,
+            turns=self._turn_number,
+            usage=self._usage,
+            last_seq=self._recorder.last_seq,
+        )
+
+    async def _fail(self, reason: str, message: str, *, stage: str | None = None) -> RunResult:
+        if stage is not None:
+            code = reason.removeprefix("error:")
+            self._recorder.add(ErrorPayload(code=code, message=message, stage=stage), turn=self._turn_number)
+        payload = RunFailedPayload(reason=reason, message=message, partial_output=self._last_text)
+        self._set_status(AgentStatus.ERROR)
+        if self._turn is not None:
+            await self._end_turn(payload)
+        else:
+            self._recorder.add(payload, turn=self._turn_number)
+            await self._recorder.commit()
+        return self._result(RunStatus.FAILED, reason, output=self._last_text, error=message)
+
+    async def _finish_cancelled(self) -> RunResult:
+        for call in self._inflight:
+            self._record_outcome(
+                failed_result(
+                    call,
+                    ToolErrorCode.EXECUTION_FAILED,
+                    "the run was cancelled while this call ran; whatever it did before that stands",
+                    {"cancelled": True},
+                )
+            )
+        self._inflight = []
+        payload = RunCancelledPayload(reason=self._control.cancel_reason)
+        self._set_status(AgentStatus.ERROR)
+        if self._turn is not None:
+            await self._end_turn(payload)
+        else:
+            self._recorder.add(payload, turn=self._turn_number)
+            await self._recorder.commit()
+        return self._result(RunStatus.CANCELLED, TerminalReason.CANCELLED, output=self._last_text)
+
+
+def _completion_input(result: ToolResult) -> CompleteTaskInput | None:
+    try:
+        return CompleteTaskInput.model_validate(result.data)
+    except ValidationError:
+        return None

@@ -1,0 +1,90 @@
+"""The run log writer of one run: buffers a boundary's events, commits them with a checkpoint, fans out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from runtime_core.checkpoints import Checkpoint
+from runtime_core.clock import Clock
+from runtime_core.events import Event, EventDraft, EventPayload, EventSink, EventType
+from runtime_core.ids import IdGenerator
+from runtime_core.stores import Lease, RunStore
+
+__all__ = ["Recorder"]
+
+
+class Recorder:
+    """Writes one run's log through the run store, one boundary (transaction) at a time.
+
+    Events are buffered by `add` and written by `commit` together with the boundary's checkpoint row,
+    atomically; then the recorded events go to the sink and to the live listeners. Nothing is visible to
+    anyone before its boundary committed, so a crash loses only an uncommitted boundary.
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        lease: Lease,
+        *,
+        agent_id: str,
+        ids: IdGenerator,
+        clock: Clock,
+        sink: EventSink | None,
+        listener: Callable[[Sequence[Event]], None],
+        lease_ttl: timedelta,
+    ) -> None:
+        self._store = store
+        self._lease = lease
+        self._agent_id = agent_id
+        self._ids = ids
+        self._clock = clock
+        self._sink = sink
+        self._listener = listener
+        self._lease_ttl = lease_ttl
+        self._pending: list[EventDraft] = []
+        self.last_seq = 0
+
+    @property
+    def lease(self) -> Lease:
+        """The write lease in use."""
+        return self._lease
+
+    def add(self, payload: EventPayload, *, turn: int, tool_call_id: str | None = None) -> None:
+        """Buffer an event for the next commit."""
+        # The payload is a validated model and the envelope fields come from us: skip re-validation,
+        # which would cost more than the rest of a turn's bookkeeping.
+        self._pending.append(
+            EventDraft.model_construct(
+                id=self._ids.new_id("evt"),
+                type=EventType(payload.type),
+                ts=self._clock.now(),
+                turn=turn,
+                agent_id=self._agent_id,
+                tool_call_id=tool_call_id,
+                payload=payload,
+                v=1,
+            )
+        )
+
+    async def commit(self, checkpoint: Checkpoint | None = None) -> Sequence[Event]:
+        """Write the buffered events and `checkpoint` in one transaction, then publish them."""
+        if not self._pending and checkpoint is None:
+            return ()
+        drafts, self._pending = self._pending, []
+        events = await self._store.append(self._lease, drafts, checkpoint)
+        if events:
+            self.last_seq = events[-1].seq
+            if self._sink is not None:
+                self._sink.emit(events)
+            self._listener(events)
+        return events
+
+    async def renew_lease(self) -> None:
+        """Renew the lease when less than half of its time is left."""
+        if self._lease.expires_at - self._clock.now() < self._lease_ttl / 2:
+            self._lease = await self._store.acquire_lease(self._lease.run_id, self._lease.owner, ttl=self._lease_ttl)
+
+    async def release(self) -> None:
+        """Give the lease back."""
+        await self._store.release_lease(self._lease)

@@ -1,0 +1,418 @@
+"""The agent loop: start runs, drive them turn by turn, stream their events, control them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import JsonValue
+
+from runtime_core.agents import AgentSpec
+from runtime_core.approvals import ApprovalHandler
+from runtime_core.checkpoints import CheckpointSnapshot, CheckpointState, CheckpointStatus
+from runtime_core.clock import Clock, SystemClock
+from runtime_core.events import (
+    CheckpointSavedPayload,
+    Event,
+    EventDraft,
+    EventSink,
+    RunCreatedPayload,
+    RunStartedPayload,
+)
+from runtime_core.exceptions import ConfigurationError
+from runtime_core.ids import IdGenerator, UlidGenerator
+from runtime_core.memory import InMemoryRunStore
+from runtime_core.messages import Message, SystemMessage, UserMessage
+from runtime_core.pipeline import RateLimiter, ToolResultCache
+from runtime_core.policy import PolicyEngine
+from runtime_core.providers import ModelProvider, StreamChunk, TextDelta, ToolCallDelta
+from runtime_core.runs import Run, RunResult
+from runtime_core.spool import SpoolStore
+from runtime_core.stores import RunStore
+from runtime_core.tools import Tool, ToolRegistry
+from runtime_execution.loop._driver import Driver, DriverConfig
+from runtime_execution.loop._recorder import Recorder
+from runtime_execution.loop.control import RunControl
+from runtime_execution.loop.pipeline import ToolPipeline
+from runtime_execution.loop.scheduling import ResourceResolver, default_resources
+from runtime_execution.loop.spooling import SpoolPolicy
+from runtime_execution.loop.states import AgentStatus
+from runtime_execution.tools.completion import complete_task
+from runtime_execution.tools.registry import LocalToolRegistry
+
+__all__ = ["AgentLoop", "LoopEvent", "ModelDelta", "RunHandle"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDelta:
+    """A piece of the model's reply while it streams (not part of the run log).
+
+    Attributes:
+        run_id: The run.
+        turn: The turn whose model call is streaming.
+        chunk: The text or tool-call fragment.
+    """
+
+    run_id: str
+    turn: int
+    chunk: TextDelta | ToolCallDelta
+
+
+LoopEvent = Event | ModelDelta
+"""What `RunHandle.events` yields: recorded run-log events, and model deltas when streaming."""
+
+_DONE = object()
+
+
+class RunHandle:
+    """A run being driven: await it for its result, iterate its events, send it control signals.
+
+    ``await handle`` (or `result`) returns the `RunResult`; `events` streams what happens;
+    `pause`, `resume`, `step`, `inject` and `cancel` steer it.
+    """
+
+    def __init__(self, run: Run, store: RunStore, control: RunControl) -> None:
+        self._run = run
+        self._store = store
+        self._control = control
+        self._queues: list[asyncio.Queue[object]] = []
+        self._task: asyncio.Task[RunResult] | None = None
+        self._finished = False
+        self.status = AgentStatus.IDLE
+        """The agent's current state in the spec's state machine."""
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self._run.id
+
+    @property
+    def run(self) -> Run:
+        """The run record as it was when the handle was made (use the store for the current one)."""
+        return self._run
+
+    @property
+    def control(self) -> RunControl:
+        """The run's signal box."""
+        return self._control
+
+    @property
+    def done(self) -> bool:
+        """Whether the driver has returned."""
+        return self._task is not None and self._task.done()
+
+    # -- signals ---------------------------------------------------------------------------------------
+
+    def pause(self, reason: str | None = None) -> None:
+        """Pause before the next turn."""
+        self._control.pause(reason)
+
+    def resume(self, reason: str | None = None) -> None:
+        """Resume a paused run."""
+        self._control.resume(reason)
+
+    def step(self, reason: str | None = None) -> None:
+        """Run one more turn, then pause."""
+        self._control.step(reason)
+
+    def inject(self, thought: str) -> None:
+        """Give the model a thought to read before its next call."""
+        self._control.inject(thought)
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Cancel the run: the model call or tools in flight are interrupted."""
+        self._control.cancel(reason)
+
+    # -- results and events ------------------------------------------------------------------------------
+
+    async def result(self) -> RunResult:
+        """Wait for the driver and return the result (re-raising a store failure)."""
+        assert self._task is not None
+        return await asyncio.shield(self._task)
+
+    def __await__(self) -> Generator[Any, None, RunResult]:
+        return self.result().__await__()
+
+    async def events(self, *, after_seq: int = 0, deltas: bool = True) -> AsyncIterator[LoopEvent]:
+        """Yield the run's events from `after_seq` on, live, until the driver returns.
+
+        Events already recorded are read from the store first, so nothing is missed however late the
+        iteration starts. Model deltas are live only (they are not part of the log).
+
+        Args:
+            after_seq: Skip events up to this ``seq``.
+            deltas: Also yield `ModelDelta` chunks while the model streams.
+        """
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        self._queues.append(queue)
+        try:
+            last = after_seq
+            for event in await self._store.read_events(self._run.id, after_seq=after_seq):
+                last = event.seq
+                yield event
+            if self._finished:
+                return
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, Event):
+                    if item.seq > last:
+                        last = item.seq
+                        yield item
+                elif deltas:
+                    assert isinstance(item, ModelDelta)
+                    yield item
+        finally:
+            self._queues.remove(queue)
+
+    # -- driver side -----------------------------------------------------------------------------------
+
+    def _publish(self, items: Sequence[object]) -> None:
+        for queue in self._queues:
+            for item in items:
+                queue.put_nowait(item)
+
+    def _on_events(self, events: Sequence[Event]) -> None:
+        self._publish(events)
+
+    def _on_delta(self, turn: int, chunk: StreamChunk) -> None:
+        if self._queues and isinstance(chunk, TextDelta | ToolCallDelta):
+            self._publish([ModelDelta(self._run.id, turn, chunk)])
+
+    def _on_status(self, status: AgentStatus) -> None:
+        self.status = status
+
+    def _start(self, driver: Driver) -> None:
+        self._task = asyncio.create_task(driver.drive(), name=f"agent-run-{self._run.id}")
+        self._control.bind(self._task)
+        self._task.add_done_callback(self._on_done)
+
+    def _on_done(self, _: object) -> None:
+        self._finished = True
+        self._publish([_DONE])
+
+
+def _workspace_root(path: str | os.PathLike[str]) -> Path:
+    return Path(path).resolve()
+
+
+class AgentLoop:
+    """Runs agents: the composition of model providers, tools, a run store and the tool pipeline.
+
+    One loop serves any number of runs, concurrently. Everything is injectable; the defaults make a
+    self-contained in-memory loop for tests and scripts.
+
+    Args:
+        providers: Model providers, by name or as a collection (keyed by their ``name``); an agent's
+            ``model = "<provider>:<model>"`` picks one.
+        tools: The tool registry (or tools to put in a new one); each run sees the view its agent's
+            ``tools`` patterns select. The completion tool is always available.
+        store: The run store; an `InMemoryRunStore` by default.
+        sink: Receives every committed boundary's events (event bus, telemetry).
+        policy: Decides each tool call; ``None`` allows every call (the decision is still recorded).
+        approvals: Answers approval requests in process; without one, a call that needs approval leaves
+            the run waiting (``waiting_approval``) for an external resolver.
+        rate_limiter: Limits tool call rates.
+        cache: Caches read-only tool results.
+        spool: Stores large tool outputs; `SpoolPolicy` says when. ``None`` keeps outputs whole.
+        spool_policy: When to spool and how much the model sees.
+        workspace: Default root directory of file and shell tools (a run may set its own).
+        resources: Finds the resources of a call for batch scheduling.
+        clock: Time source (inject a `ManualClock` for deterministic runs).
+        ids: Id source (inject `SequentialIds` for deterministic runs).
+        worker: Name of this worker, the owner of the run leases it takes.
+        lease_ttl: How long a run lease lasts before it must be renewed.
+        snapshot_every: Write a full checkpoint snapshot every this many turns (deltas otherwise).
+    """
+
+    def __init__(
+        self,
+        *,
+        providers: Mapping[str, ModelProvider] | Iterable[ModelProvider],
+        tools: ToolRegistry | Iterable[Tool] = (),
+        store: RunStore | None = None,
+        sink: EventSink | None = None,
+        policy: PolicyEngine | None = None,
+        approvals: ApprovalHandler | None = None,
+        rate_limiter: RateLimiter | None = None,
+        cache: ToolResultCache | None = None,
+        spool: SpoolStore | None = None,
+        spool_policy: SpoolPolicy | None = None,
+        workspace: str | os.PathLike[str] | None = None,
+        resources: ResourceResolver = default_resources,
+        clock: Clock | None = None,
+        ids: IdGenerator | None = None,
+        worker: str = "agent-loop",
+        lease_ttl: timedelta = timedelta(minutes=5),
+        snapshot_every: int = 25,
+    ) -> None:
+        self._providers: dict[str, ModelProvider]
+        if isinstance(providers, Mapping):
+            self._providers = dict(providers)
+        else:
+            self._providers = {provider.name: provider for provider in providers}
+        if not self._providers:
+            raise ConfigurationError("an agent loop needs at least one model provider", setting="providers")
+        self._tools: ToolRegistry = tools if isinstance(tools, ToolRegistry) else LocalToolRegistry(tools)
+        self._store: RunStore = store if store is not None else InMemoryRunStore(clock=clock)
+        self._sink = sink
+        self._workspace = _workspace_root(workspace) if workspace is not None else None
+        self._clock = clock or SystemClock()
+        self._ids = ids or UlidGenerator()
+        self._worker = worker
+        self._lease_ttl = lease_ttl
+        if snapshot_every < 1:
+            raise ConfigurationError("snapshot_every must be at least 1", setting="snapshot_every")
+        self._config = DriverConfig(
+            pipeline=ToolPipeline(
+                policy=policy, rate_limiter=rate_limiter, cache=cache, spool=spool, spool_policy=spool_policy
+            ),
+            approvals=approvals,
+            resources=resources,
+            clock=self._clock,
+            ids=self._ids,
+            snapshot_every=snapshot_every,
+        )
+
+    @property
+    def store(self) -> RunStore:
+        """The run store."""
+        return self._store
+
+    @property
+    def tools(self) -> ToolRegistry:
+        """The tool registry."""
+        return self._tools
+
+    def _provider(self, agent: AgentSpec) -> ModelProvider:
+        name = agent.model.partition(":")[0]
+        provider = self._providers.get(name)
+        if provider is None:
+            known = ", ".join(sorted(self._providers))
+            raise ConfigurationError(
+                f"agent {agent.name!r} uses model {agent.model!r}, but no provider is named {name!r} "
+                f"(configured: {known})",
+                setting="model",
+            )
+        return provider
+
+    async def start(
+        self,
+        agent: AgentSpec,
+        task: str,
+        *,
+        workspace: str | os.PathLike[str] | None = None,
+        metadata: Mapping[str, JsonValue] | None = None,
+        stream_model: bool = False,
+        run_id: str | None = None,
+    ) -> RunHandle:
+        """Create a run and start driving it in a task; return its handle at once.
+
+        Args:
+            agent: The agent to run.
+            task: What the agent should do (its first user message).
+            workspace: Root directory of file and shell tools for this run (default: the loop's).
+            metadata: Stored with the run.
+            stream_model: Stream the model's replies (`RunHandle.events` then yields `ModelDelta`s).
+            run_id: Use this id instead of a generated one.
+
+        Raises:
+            ConfigurationError: No provider serves the agent's model.
+            AlreadyExistsError: `run_id` is taken.
+        """
+        provider = self._provider(agent)
+        if not task.strip():
+            raise ConfigurationError("the task cannot be blank", setting="task")
+        run_id = run_id or self._ids.new_id("run")
+        created = EventDraft.of(
+            RunCreatedPayload(agent=agent, task=task, metadata=dict(metadata or {})),
+            id=self._ids.new_id("evt"),
+            ts=self._clock.now(),
+            agent_id=agent.name,
+        )
+        run = await self._store.create_run(run_id, created)
+        lease = await self._store.acquire_lease(run_id, self._worker, ttl=self._lease_ttl)
+        control = RunControl()
+        handle = RunHandle(run, self._store, control)
+        recorder = Recorder(
+            self._store,
+            lease,
+            agent_id=agent.name,
+            ids=self._ids,
+            clock=self._clock,
+            sink=self._sink,
+            listener=handle._on_events,
+            lease_ttl=self._lease_ttl,
+        )
+        messages: list[Message] = [SystemMessage(content=agent.instructions)] if agent.instructions else []
+        messages.append(UserMessage(content=task))
+        state = CheckpointState(turn=0, messages=tuple(messages))
+        recorder.add(RunStartedPayload(worker=self._worker), turn=0)
+        recorder.add(CheckpointSavedPayload(kind="snapshot", final=True), turn=0)
+        await recorder.commit(
+            CheckpointSnapshot(
+                run_id=run_id, turn=0, status=CheckpointStatus.FINAL, created_at=self._clock.now(), state=state
+            )
+        )
+        root = _workspace_root(workspace) if workspace is not None else self._workspace
+        driver = Driver(
+            self._config,
+            run,
+            state,
+            provider=provider,
+            tools=self._tools.view(agent.tools),
+            completion=complete_task,
+            recorder=recorder,
+            control=control,
+            workspace=root,
+            stream_model=stream_model,
+            on_delta=handle._on_delta,
+            on_status=handle._on_status,
+        )
+        handle._start(driver)
+        return handle
+
+    async def run(
+        self,
+        agent: AgentSpec,
+        task: str,
+        *,
+        workspace: str | os.PathLike[str] | None = None,
+        metadata: Mapping[str, JsonValue] | None = None,
+        run_id: str | None = None,
+    ) -> RunResult:
+        """Run an agent to its end (or until it waits for an approval) and return the result."""
+        handle = await self.start(agent, task, workspace=workspace, metadata=metadata, run_id=run_id)
+        return await handle.result()
+
+    async def stream(
+        self,
+        agent: AgentSpec,
+        task: str,
+        *,
+        workspace: str | os.PathLike[str] | None = None,
+        metadata: Mapping[str, JsonValue] | None = None,
+        run_id: str | None = None,
+        deltas: bool = True,
+    ) -> AsyncIterator[LoopEvent]:
+        """Run an agent and yield its events (and model deltas) as they happen.
+
+        Leaving the iteration early cancels the run. The result is in the final ``run.*`` event, or ask
+        the store for the run.
+        """
+        handle = await self.start(
+            agent, task, workspace=workspace, metadata=metadata, run_id=run_id, stream_model=deltas
+        )
+        try:
+            async for item in handle.events(deltas=deltas):
+                yield item
+            await handle.result()
+        finally:
+            if not handle.done:
+                handle.cancel("the event stream was closed")
+                with contextlib.suppress(Exception):
+                    await handle.result()

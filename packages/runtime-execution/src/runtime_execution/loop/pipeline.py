@@ -1,0 +1,247 @@
+"""The tool pipeline: every tool call passes the same stages, in the spec's order.
+
+1. resolve the tool by name (unknown → ``RESOURCE_NOT_FOUND``);
+2. policy (deny → ``PERMISSION_DENIED`` or ``PERMISSION_ESCALATION_REQUIRED``; ask → approval);
+3. argument check against the tool's schema (→ ``INVALID_ARGUMENTS``);
+4. sandbox preflight: path arguments of file and shell tools must stay in the workspace
+   (→ ``SANDBOX_VIOLATION``);
+5. rate limit (→ ``RATE_LIMITED``);
+6. result cache, for read-only tools;
+7. execute, under the tool's timeout (→ ``TIMEOUT``), typed failures from the tool itself;
+8. spool large outputs (the model sees a truncated view and a reference);
+9. record (the agent loop writes the events).
+
+Stages 1 to 4 are `ToolPipeline.screen`, 5 and 6 `ToolPipeline.gate` and 7 and 8 `ToolPipeline.execute`, so that the
+loop can ask for approvals after screening and commit its write-ahead record right before executing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import JsonValue
+
+from runtime_core.exceptions import ToolExecutionError
+from runtime_core.pipeline import RateLimiter, ToolResultCache
+from runtime_core.policy import PolicyContext, PolicyDecision, PolicyEngine, PolicyOutcome
+from runtime_core.spool import SpoolStore
+from runtime_core.tools import (
+    Tool,
+    ToolCall,
+    ToolContext,
+    ToolEffect,
+    ToolError,
+    ToolErrorCode,
+    ToolRegistry,
+    ToolResult,
+    ToolSpec,
+)
+from runtime_execution.loop._arguments import argument_problems
+from runtime_execution.loop.spooling import SpoolPolicy, spool_output
+from runtime_execution.tools.workspace import Workspace
+
+__all__ = ["ALLOW_ALL", "Screened", "ToolPipeline", "failed_result"]
+
+ALLOW_ALL = PolicyDecision(
+    allowed=True,
+    policy_decision=PolicyOutcome.ALLOW,
+    reason="no policy engine configured: every call is allowed",
+    reason_code="policy:none",
+)
+"""The decision recorded for every call when the loop has no policy engine."""
+
+_SANDBOXED_CATEGORIES = frozenset({"file", "shell"})
+_PATH_ARGUMENTS = ("path", "cwd", "directory")
+
+
+def failed_result(
+    call: ToolCall, code: ToolErrorCode, message: str, details: Mapping[str, JsonValue] | None = None
+) -> ToolResult:
+    """Build the error result of `call`, worded for the model."""
+    return ToolResult(
+        tool_call_id=call.id,
+        tool_name=call.name,
+        content=f"Error ({code.value}): {message}",
+        error=ToolError(code=code, message=message, details=dict(details or {})),
+    )
+
+
+def _content(data: JsonValue) -> str:
+    if isinstance(data, str):
+        return data
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """A call after screening: ready to run, waiting for approval, or already failed.
+
+    Attributes:
+        call: The call.
+        tool: The resolved tool, if any.
+        decision: The policy decision, if the policy was consulted.
+        failure: The error result when screening refused the call.
+    """
+
+    call: ToolCall
+    tool: Tool | None
+    decision: PolicyDecision | None
+    failure: ToolResult | None = None
+
+    @property
+    def spec(self) -> ToolSpec | None:
+        """The tool's spec, if the tool exists."""
+        return self.tool.spec if self.tool is not None else None
+
+    @property
+    def needs_approval(self) -> bool:
+        """Whether the call may run only once someone approves it."""
+        return self.failure is None and self.decision is not None and self.decision.requires_confirmation
+
+
+class ToolPipeline:
+    """The stages every tool call passes. One pipeline serves every run of an agent loop.
+
+    Args:
+        policy: Decides each call; ``None`` allows everything (and says so in the recorded decision).
+        rate_limiter: Grants permits; ``None`` means no limit.
+        cache: Caches results of read-only tools; ``None`` disables caching.
+        spool: Where large outputs go; ``None`` leaves outputs whole.
+        spool_policy: When an output is large and how much of it the model sees.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: PolicyEngine | None = None,
+        rate_limiter: RateLimiter | None = None,
+        cache: ToolResultCache | None = None,
+        spool: SpoolStore | None = None,
+        spool_policy: SpoolPolicy | None = None,
+    ) -> None:
+        self.policy = policy
+        self.rate_limiter = rate_limiter
+        self.cache = cache
+        self.spool = spool
+        self.spool_policy = spool_policy or SpoolPolicy()
+
+    # -- stages 1-4 ----------------------------------------------------------------------------------
+
+    def screen(self, call: ToolCall, tools: ToolRegistry, context: PolicyContext, workspace: Path | None) -> Screened:
+        """Resolve, decide, check the arguments and preflight the sandbox."""
+        tool = tools.get(call.name)
+        if tool is None:
+            return Screened(call, None, None, failed_result(call, *_unknown(call.name, tools)))
+        spec = tool.spec
+        decision = ALLOW_ALL if self.policy is None else self.policy.evaluate(call, spec, context)
+        if not decision.allowed:
+            code = (
+                ToolErrorCode.PERMISSION_ESCALATION_REQUIRED
+                if decision.escalation is not None
+                else ToolErrorCode.PERMISSION_DENIED
+            )
+            reason = decision.reason or "the policy denies this call"
+            return Screened(call, tool, decision, failed_result(call, code, reason, {"rule": decision.policy_rule_id}))
+        problems = argument_problems(spec.parameters, call.arguments)
+        if problems:
+            message = f"invalid arguments for {spec.name}: " + "; ".join(problems)
+            return Screened(call, tool, decision, failed_result(call, ToolErrorCode.INVALID_ARGUMENTS, message))
+        violation = _sandbox_violation(call, spec, workspace)
+        if violation is not None:
+            return Screened(call, tool, decision, violation)
+        return Screened(call, tool, decision)
+
+    # -- stages 5-6 ----------------------------------------------------------------------------------
+
+    async def gate(self, screened: Screened, context: ToolContext) -> ToolResult | None:
+        """Apply the rate limit and the cache: return a result when the call must not (or need not) run."""
+        call, spec = screened.call, screened.spec
+        assert spec is not None, "only screened-in calls reach the gate"
+        if self.rate_limiter is not None:
+            wait = await self.rate_limiter.acquire(call, spec)
+            if wait is not None:
+                return failed_result(
+                    call,
+                    ToolErrorCode.RATE_LIMITED,
+                    f"{spec.name} is rate limited: try again in {wait:.1f} s",
+                    {"retry_after_s": round(wait, 3)},
+                )
+        if self.cache is not None and spec.effect is ToolEffect.NONE:
+            cached = await self.cache.get(call, context)
+            if cached is not None:
+                return cached.model_copy(update={"tool_call_id": call.id, "cached": True, "duration_ms": 0.0})
+        return None
+
+    # -- stages 7-8 ----------------------------------------------------------------------------------
+
+    async def execute(self, screened: Screened, context: ToolContext, timeout_s: float) -> ToolResult:
+        """Run the tool under its timeout, spool a large output, and update the cache.
+
+        Never raises for a tool failure: every failure becomes an error result. Cancellation propagates.
+        """
+        call, tool = screened.call, screened.tool
+        assert tool is not None
+        spec = tool.spec
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout_s):
+                data = await tool.invoke(call.arguments, context)
+        except TimeoutError:
+            result = failed_result(
+                call,
+                ToolErrorCode.TIMEOUT,
+                f"{spec.name} did not finish within {timeout_s:g} s",
+                {"timeout_s": timeout_s},
+            )
+        except ToolExecutionError as error:
+            result = failed_result(call, _error_code(error.code), str(error), error.details)
+        except Exception as error:  # a tool that breaks its contract must not take the run down
+            result = failed_result(call, ToolErrorCode.EXECUTION_FAILED, f"{type(error).__name__}: {error}")
+        else:
+            result = await self._success(call, data)
+        result = result.model_copy(update={"duration_ms": (time.perf_counter() - started) * 1000.0})
+        if self.cache is not None:
+            if spec.effect is not ToolEffect.NONE:
+                await self.cache.invalidate()
+            elif result.error is None:
+                await self.cache.put(call, context, result)
+        return result
+
+    async def _success(self, call: ToolCall, data: JsonValue) -> ToolResult:
+        content = _content(data)
+        if self.spool is not None and self.spool_policy.needs_spool(content):
+            view, ref = await spool_output(content, self.spool, self.spool_policy)
+            return ToolResult(tool_call_id=call.id, tool_name=call.name, content=view, data=None, spool=ref)
+        return ToolResult(tool_call_id=call.id, tool_name=call.name, content=content, data=data)
+
+
+def _unknown(name: str, tools: ToolRegistry) -> tuple[ToolErrorCode, str]:
+    available = ", ".join(spec.name for spec in tools.specs())
+    return ToolErrorCode.RESOURCE_NOT_FOUND, f"there is no tool named {name!r}; available tools: {available}"
+
+
+def _error_code(code: str) -> ToolErrorCode:
+    try:
+        return ToolErrorCode(code)
+    except ValueError:
+        return ToolErrorCode.EXECUTION_FAILED
+
+
+def _sandbox_violation(call: ToolCall, spec: ToolSpec, workspace: Path | None) -> ToolResult | None:
+    if workspace is None or spec.category not in _SANDBOXED_CATEGORIES:
+        return None
+    sandbox = Workspace(workspace)
+    for key in _PATH_ARGUMENTS:
+        value: Any = call.arguments.get(key)
+        if isinstance(value, str):
+            try:
+                sandbox.resolve(value)
+            except ToolExecutionError as error:
+                return failed_result(call, _error_code(error.code), str(error), {"argument": key})
+    return None
