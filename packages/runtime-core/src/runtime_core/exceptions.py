@@ -26,6 +26,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+
 __all__ = [
     "AgentRuntimeError",
     "AlreadyExistsError",
@@ -171,6 +174,19 @@ class ToolExecutionError(AgentRuntimeError):
         self.code = code
         self.tool_name = tool_name
         self.details = details or {}
+
+    @classmethod
+    def invalid_arguments(cls, tool_name: str, error: ValidationError) -> ToolExecutionError:
+        """The ``INVALID_ARGUMENTS`` error for arguments that failed validation, with JSON-safe details."""
+        errors = error.errors(include_url=False, include_context=False)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        return cls(
+            f"invalid arguments for {tool_name}: {problems}{more}",
+            code="INVALID_ARGUMENTS",
+            tool_name=tool_name,
+            details={"errors": to_jsonable_python(errors, fallback=repr)},
+        )
 
 
 class ProviderError(AgentRuntimeError):

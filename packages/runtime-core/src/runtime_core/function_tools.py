@@ -72,12 +72,7 @@ class FunctionTool:
         try:
             parsed = self._arguments.model_validate(dict(arguments))
         except ValidationError as error:
-            raise ToolExecutionError(
-                f"invalid arguments for {self._spec.name}: {error.error_count()} error(s)",
-                code=ToolErrorCode.INVALID_ARGUMENTS,
-                tool_name=self._spec.name,
-                details={"errors": cast(JsonValue, error.errors(include_url=False, include_context=False))},
-            ) from None
+            raise ToolExecutionError.invalid_arguments(self._spec.name, error) from None
         kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
         if self._context_param is not None:
             kwargs[self._context_param] = context

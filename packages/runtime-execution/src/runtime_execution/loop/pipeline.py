@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import JsonValue
+from pydantic_core import to_jsonable_python
 
 from runtime_core.exceptions import ToolExecutionError
 from runtime_core.pipeline import RateLimiter, ToolResultCache
@@ -68,7 +69,7 @@ def failed_result(
         tool_call_id=call.id,
         tool_name=call.name,
         content=f"Error ({code.value}): {message}",
-        error=ToolError(code=code, message=message, details=dict(details or {})),
+        error=ToolError(code=code, message=message, details=to_jsonable_python(details or {}, fallback=repr)),
     )
 
 

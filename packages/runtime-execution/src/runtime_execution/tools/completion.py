@@ -8,7 +8,7 @@ from typing import Any, cast
 from pydantic import JsonValue, ValidationError
 
 from runtime_core.exceptions import ToolExecutionError
-from runtime_core.tools import COMPLETION_TOOL_NAME, CompleteTaskInput, ToolContext, ToolEffect, ToolErrorCode, ToolSpec
+from runtime_core.tools import COMPLETION_TOOL_NAME, CompleteTaskInput, ToolContext, ToolEffect, ToolSpec
 
 __all__ = ["CompleteTaskTool", "complete_task"]
 
@@ -48,12 +48,7 @@ class CompleteTaskTool:
         try:
             parsed = CompleteTaskInput.model_validate(dict(arguments))
         except ValidationError as error:
-            raise ToolExecutionError(
-                f"invalid arguments for {COMPLETION_TOOL_NAME}: {error.error_count()} error(s)",
-                code=ToolErrorCode.INVALID_ARGUMENTS,
-                tool_name=COMPLETION_TOOL_NAME,
-                details={"errors": cast(JsonValue, error.errors(include_url=False, include_context=False))},
-            ) from None
+            raise ToolExecutionError.invalid_arguments(COMPLETION_TOOL_NAME, error) from None
         return cast(JsonValue, parsed.model_dump(mode="json"))
 
 
