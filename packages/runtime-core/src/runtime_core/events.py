@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Protocol, Self, runtime_checkable
+from typing import Annotated, Literal, Protocol, Self, runtime_checkable
 
 from pydantic import (
     AwareDatetime,
@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from runtime_core._base import FrozenModel
+from runtime_core._base import FrozenModel, trusted
 from runtime_core.agents import AgentSpec
 from runtime_core.approvals import ApprovalDecision
 from runtime_core.budgets import BudgetState
@@ -106,6 +106,9 @@ class EventType(StrEnum):
     RUN_FAILED = "run.failed"
     RUN_CANCELLED = "run.cancelled"
     ERROR = "error"
+
+
+_EVENT_TYPES: dict[str, EventType] = {member.value: member for member in EventType}
 
 
 class RunCreatedPayload(FrozenModel):
@@ -462,6 +465,32 @@ class EventDraft(FrozenModel):
         return self
 
     @classmethod
+    def trusted(
+        cls,
+        payload: EventPayload,
+        *,
+        id: str,
+        ts: AwareDatetime,
+        agent_id: str,
+        turn: int,
+        tool_call_id: str | None,
+    ) -> EventDraft:
+        """Like `of`, without validation: for writers whose arguments are valid by construction."""
+        return trusted(
+            EventDraft,
+            {
+                "id": id,
+                "type": _EVENT_TYPES[payload.type],
+                "ts": ts,
+                "turn": turn,
+                "agent_id": agent_id,
+                "tool_call_id": tool_call_id,
+                "payload": payload,
+                "v": 1,
+            },
+        )
+
+    @classmethod
     def of(
         cls,
         payload: EventPayload,
@@ -493,8 +522,7 @@ class Event(EventDraft):
     @classmethod
     def placed(cls, draft: EventDraft, *, run_id: str, seq: int) -> Event:
         """Place `draft` in a run log (for run store implementations)."""
-        fields: dict[str, Any] = {name: getattr(draft, name) for name in EventDraft.model_fields}
-        return cls.model_construct(**fields, run_id=run_id, seq=seq)
+        return trusted(cls, {**draft.__dict__, "run_id": run_id, "seq": seq})
 
 
 @runtime_checkable

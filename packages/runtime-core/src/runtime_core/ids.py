@@ -10,6 +10,7 @@ from typing import Protocol, runtime_checkable
 __all__ = ["IdGenerator", "SequentialIds", "UlidGenerator"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
 
 
 @runtime_checkable
@@ -38,8 +39,8 @@ class UlidGenerator:
             if value <= self._last:  # same millisecond: keep the order monotonic
                 value = self._last + 1
             self._last = value
-        chars = [_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5)]
-        return f"{prefix}_{''.join(chars)}"
+        # 128 bits as 26 base32 digits, two digits (10 bits) per table lookup.
+        return f"{prefix}_{''.join([_PAIRS[(value >> shift) & 1023] for shift in range(120, -1, -10)])}"
 
 
 class SequentialIds:

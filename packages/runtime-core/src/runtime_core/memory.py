@@ -111,11 +111,8 @@ class InMemoryRunStore:
             # Validation is complete: from here on nothing can fail, so the boundary is all-or-nothing.
             seq = record.run.last_seq
             placed = [Event.placed(draft, run_id=lease.run_id, seq=seq + i) for i, draft in enumerate(events, 1)]
-            run = record.run
-            for event in placed:
-                run = run.apply(event)
             record.events.extend(placed)
-            record.run = run
+            record.run = record.run.apply(*placed)
             self._event_ids |= batch_ids
             if checkpoint is not None:
                 if replace:

@@ -93,34 +93,46 @@ class Run(FrozenModel):
             metadata=payload.metadata,
         )
 
-    def apply(self, event: Event) -> Run:
-        """Return the run after `event` (the projection every run store maintains)."""
-        changes: dict[str, object] = {"last_seq": event.seq, "updated_at": max(self.updated_at, event.ts)}
-        payload = event.payload
-        match payload.type:
-            case "run.started" | "run.resumed" | "approval.resolved":
-                if not self.status.is_terminal:
-                    changes.update(status=RunStatus.RUNNING, reason=None)
-            case "approval.requested":
-                assert isinstance(payload, ApprovalRequestedPayload)
-                changes.update(status=RunStatus.WAITING_APPROVAL, reason=payload.reason_code)
-            case "run.paused":
-                changes.update(status=RunStatus.PAUSED, reason=None)
-            case "run.completed":
-                changes.update(status=RunStatus.COMPLETED, reason=TerminalReason.COMPLETED.value)
-            case "run.failed":
-                assert isinstance(payload, RunFailedPayload)
-                changes.update(status=RunStatus.FAILED, reason=payload.reason)
-            case "run.cancelled":
-                changes.update(status=RunStatus.CANCELLED, reason=TerminalReason.CANCELLED.value)
-            case "turn.finished":
-                changes.update(turns=max(self.turns, event.turn))
-            case "model.responded":
-                assert isinstance(payload, ModelRespondedPayload)
-                changes.update(usage=self.usage + payload.usage)
-            case _:
-                pass
-        return self.model_copy(update=changes)
+    def apply(self, *events: Event) -> Run:
+        """Return the run after `events`, in order (the projection every run store maintains)."""
+        status, reason, turns, usage, updated = self.status, self.reason, self.turns, self.usage, self.updated_at
+        for event in events:
+            updated = max(updated, event.ts)
+            payload = event.payload
+            match payload.type:
+                case "run.started" | "run.resumed" | "approval.resolved":
+                    if not status.is_terminal:
+                        status, reason = RunStatus.RUNNING, None
+                case "approval.requested":
+                    assert isinstance(payload, ApprovalRequestedPayload)
+                    status, reason = RunStatus.WAITING_APPROVAL, payload.reason_code
+                case "run.paused":
+                    status, reason = RunStatus.PAUSED, None
+                case "run.completed":
+                    status, reason = RunStatus.COMPLETED, TerminalReason.COMPLETED.value
+                case "run.failed":
+                    assert isinstance(payload, RunFailedPayload)
+                    status, reason = RunStatus.FAILED, payload.reason
+                case "run.cancelled":
+                    status, reason = RunStatus.CANCELLED, TerminalReason.CANCELLED.value
+                case "turn.finished":
+                    turns = max(turns, event.turn)
+                case "model.responded":
+                    assert isinstance(payload, ModelRespondedPayload)
+                    usage = usage + payload.usage
+                case _:
+                    pass
+        last_seq = events[-1].seq if events else self.last_seq
+        return self.model_copy(
+            update={
+                "status": status,
+                "reason": reason,
+                "turns": turns,
+                "usage": usage,
+                "updated_at": updated,
+                "last_seq": last_seq,
+            }
+        )
 
 
 class RunResult(FrozenModel):

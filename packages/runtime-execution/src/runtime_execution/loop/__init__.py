@@ -3,7 +3,7 @@
 from runtime_execution.loop.agent import AgentLoop, LoopEvent, ModelDelta, RunHandle
 from runtime_execution.loop.cache import InMemoryToolCache
 from runtime_execution.loop.control import RunControl
-from runtime_execution.loop.pipeline import ALLOW_ALL, Screened, ToolPipeline, failed_result
+from runtime_execution.loop.pipeline import Screened, ToolPipeline, failed_result
 from runtime_execution.loop.ratelimit import Rate, TokenBucketRateLimiter
 from runtime_execution.loop.scheduling import (
     WILDCARD,
@@ -16,7 +16,6 @@ from runtime_execution.loop.spooling import SpoolPolicy, spool_output
 from runtime_execution.loop.states import AgentStatus, can_transition
 
 __all__ = [
-    "ALLOW_ALL",
     "WILDCARD",
     "AgentLoop",
     "AgentStatus",

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from runtime_core.checkpoints import Checkpoint
 from runtime_core.clock import Clock
-from runtime_core.events import Event, EventDraft, EventPayload, EventSink, EventType
+from runtime_core.events import Event, EventDraft, EventPayload, EventSink
 from runtime_core.ids import IdGenerator
 from runtime_core.stores import Lease, RunStore
 
@@ -52,18 +52,14 @@ class Recorder:
 
     def add(self, payload: EventPayload, *, turn: int, tool_call_id: str | None = None) -> None:
         """Buffer an event for the next commit."""
-        # The payload is a validated model and the envelope fields come from us: skip re-validation,
-        # which would cost more than the rest of a turn's bookkeeping.
         self._pending.append(
-            EventDraft.model_construct(
+            EventDraft.trusted(
+                payload,
                 id=self._ids.new_id("evt"),
-                type=EventType(payload.type),
                 ts=self._clock.now(),
-                turn=turn,
                 agent_id=self._agent_id,
+                turn=turn,
                 tool_call_id=tool_call_id,
-                payload=payload,
-                v=1,
             )
         )
 

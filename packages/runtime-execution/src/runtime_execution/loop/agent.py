@@ -213,7 +213,7 @@ class AgentLoop:
             ``tools`` patterns select. The completion tool is always available.
         store: The run store; an `InMemoryRunStore` by default.
         sink: Receives every committed boundary's events (event bus, telemetry).
-        policy: Decides each tool call; ``None`` allows every call (the decision is still recorded).
+        policy: Decides each tool call; ``None`` allows every call (no ``policy.decided`` events then).
         approvals: Answers approval requests in process; without one, a call that needs approval leaves
             the run waiting (``waiting_approval``) for an external resolver.
         rate_limiter: Limits tool call rates.

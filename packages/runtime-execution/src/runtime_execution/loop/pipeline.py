@@ -30,7 +30,7 @@ from pydantic_core import to_jsonable_python
 
 from runtime_core.exceptions import ToolExecutionError
 from runtime_core.pipeline import RateLimiter, ToolResultCache
-from runtime_core.policy import PolicyContext, PolicyDecision, PolicyEngine, PolicyOutcome
+from runtime_core.policy import PolicyContext, PolicyDecision, PolicyEngine
 from runtime_core.spool import SpoolStore
 from runtime_core.tools import (
     Tool,
@@ -47,28 +47,26 @@ from runtime_execution.loop._arguments import argument_problems
 from runtime_execution.loop.spooling import SpoolPolicy, spool_output
 from runtime_execution.tools.workspace import Workspace
 
-__all__ = ["ALLOW_ALL", "Screened", "ToolPipeline", "failed_result"]
-
-ALLOW_ALL = PolicyDecision(
-    allowed=True,
-    policy_decision=PolicyOutcome.ALLOW,
-    reason="no policy engine configured: every call is allowed",
-    reason_code="policy:none",
-)
-"""The decision recorded for every call when the loop has no policy engine."""
+__all__ = ["Screened", "ToolPipeline", "failed_result"]
 
 _SANDBOXED_CATEGORIES = frozenset({"file", "shell"})
 _PATH_ARGUMENTS = ("path", "cwd", "directory")
 
 
 def failed_result(
-    call: ToolCall, code: ToolErrorCode, message: str, details: Mapping[str, JsonValue] | None = None
+    call: ToolCall,
+    code: ToolErrorCode,
+    message: str,
+    details: Mapping[str, JsonValue] | None = None,
+    *,
+    duration_ms: float = 0.0,
 ) -> ToolResult:
     """Build the error result of `call`, worded for the model."""
     return ToolResult(
         tool_call_id=call.id,
         tool_name=call.name,
         content=f"Error ({code.value}): {message}",
+        duration_ms=duration_ms,
         error=ToolError(code=code, message=message, details=to_jsonable_python(details or {}, fallback=repr)),
     )
 
@@ -110,7 +108,7 @@ class ToolPipeline:
     """The stages every tool call passes. One pipeline serves every run of an agent loop.
 
     Args:
-        policy: Decides each call; ``None`` allows everything (and says so in the recorded decision).
+        policy: Decides each call; ``None`` allows every call (and no decision is recorded).
         rate_limiter: Grants permits; ``None`` means no limit.
         cache: Caches results of read-only tools; ``None`` disables caching.
         spool: Where large outputs go; ``None`` leaves outputs whole.
@@ -140,8 +138,8 @@ class ToolPipeline:
         if tool is None:
             return Screened(call, None, None, failed_result(call, *_unknown(call.name, tools)))
         spec = tool.spec
-        decision = ALLOW_ALL if self.policy is None else self.policy.evaluate(call, spec, context)
-        if not decision.allowed:
+        decision = None if self.policy is None else self.policy.evaluate(call, spec, context)
+        if decision is not None and not decision.allowed:
             code = (
                 ToolErrorCode.PERMISSION_ESCALATION_REQUIRED
                 if decision.escalation is not None
@@ -190,23 +188,25 @@ class ToolPipeline:
         assert tool is not None
         spec = tool.spec
         started = time.perf_counter()
+        failure: tuple[ToolErrorCode, str, Mapping[str, JsonValue]] | None = None
         try:
             async with asyncio.timeout(timeout_s):
                 data = await tool.invoke(call.arguments, context)
         except TimeoutError:
-            result = failed_result(
-                call,
+            failure = (
                 ToolErrorCode.TIMEOUT,
                 f"{spec.name} did not finish within {timeout_s:g} s",
                 {"timeout_s": timeout_s},
             )
         except ToolExecutionError as error:
-            result = failed_result(call, _error_code(error.code), str(error), error.details)
+            failure = _error_code(error.code), str(error), error.details
         except Exception as error:  # a tool that breaks its contract must not take the run down
-            result = failed_result(call, ToolErrorCode.EXECUTION_FAILED, f"{type(error).__name__}: {error}")
+            failure = ToolErrorCode.EXECUTION_FAILED, f"{type(error).__name__}: {error}", {}
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        if failure is None:
+            result = await self._success(call, data, duration_ms)
         else:
-            result = await self._success(call, data)
-        result = result.model_copy(update={"duration_ms": (time.perf_counter() - started) * 1000.0})
+            result = failed_result(call, *failure, duration_ms=duration_ms)
         if self.cache is not None:
             if spec.effect is not ToolEffect.NONE:
                 await self.cache.invalidate()
@@ -214,12 +214,16 @@ class ToolPipeline:
                 await self.cache.put(call, context, result)
         return result
 
-    async def _success(self, call: ToolCall, data: JsonValue) -> ToolResult:
+    async def _success(self, call: ToolCall, data: JsonValue, duration_ms: float) -> ToolResult:
         content = _content(data)
         if self.spool is not None and self.spool_policy.needs_spool(content):
             view, ref = await spool_output(content, self.spool, self.spool_policy)
-            return ToolResult(tool_call_id=call.id, tool_name=call.name, content=view, data=None, spool=ref)
-        return ToolResult(tool_call_id=call.id, tool_name=call.name, content=content, data=data)
+            return ToolResult(
+                tool_call_id=call.id, tool_name=call.name, content=view, spool=ref, duration_ms=duration_ms
+            )
+        return ToolResult(
+            tool_call_id=call.id, tool_name=call.name, content=content, data=data, duration_ms=duration_ms
+        )
 
 
 def _unknown(name: str, tools: ToolRegistry) -> tuple[ToolErrorCode, str]:
