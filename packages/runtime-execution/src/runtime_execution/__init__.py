@@ -7,6 +7,28 @@ It reaches durable state only through `runtime_core` protocols, never `runtime_p
 
 from importlib.metadata import version as _version
 
+from runtime_execution.loop import (
+    WILDCARD,
+    AgentLoop,
+    AgentStatus,
+    InMemoryToolCache,
+    LoopEvent,
+    ModelDelta,
+    Rate,
+    ResourceAccess,
+    ResourceResolver,
+    RunControl,
+    RunHandle,
+    Screened,
+    SpoolPolicy,
+    TokenBucketRateLimiter,
+    ToolPipeline,
+    can_transition,
+    default_resources,
+    failed_result,
+    plan_groups,
+    spool_output,
+)
 from runtime_execution.providers import (
     AnthropicProvider,
     OpenAIProvider,
@@ -41,6 +63,28 @@ __version__ = _version("runtime-execution")
 __all__ = [
     # metadata
     "__version__",
+    # the agent loop
+    "AgentLoop",
+    "AgentStatus",
+    "LoopEvent",
+    "ModelDelta",
+    "RunControl",
+    "RunHandle",
+    "can_transition",
+    # the tool pipeline and its plug-ins
+    "WILDCARD",
+    "InMemoryToolCache",
+    "Rate",
+    "ResourceAccess",
+    "ResourceResolver",
+    "Screened",
+    "SpoolPolicy",
+    "TokenBucketRateLimiter",
+    "ToolPipeline",
+    "default_resources",
+    "failed_result",
+    "plan_groups",
+    "spool_output",
     # model providers
     "AnthropicProvider",
     "OpenAIProvider",
