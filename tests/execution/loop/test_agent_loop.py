@@ -59,10 +59,12 @@ def test_success_path_records_every_step_and_checkpoints_the_conversation(ws: Pa
 
     async def main() -> None:
         result = await loop.run(agent(), "Read the notes")
-        assert result.status is RunStatus.COMPLETED and result.ok
+        assert result.status is RunStatus.COMPLETED
+        assert result.ok
         assert result.reason == "completed"
         assert result.output == "read the notes"
-        assert result.completion is not None and result.completion.summary == "read the notes"
+        assert result.completion is not None
+        assert result.completion.summary == "read the notes"
         assert result.turns == 2
         assert result.usage.requests == 2
         events = await log(loop.store, result.run_id)
@@ -78,7 +80,7 @@ def test_success_path_records_every_step_and_checkpoints_the_conversation(ws: Pa
             "turn.finished",
             "checkpoint.saved",
         ]
-        assert types(events)[-4:] == ["completion.recorded", "turn.finished", "run.completed", "checkpoint.saved"]
+        assert types(events)[-4:] == ["completion.recorded", "turn.finished", "checkpoint.saved", "run.completed"]
         run = await loop.store.get_run(result.run_id)
         assert (run.status, run.reason, run.turns) == (RunStatus.COMPLETED, "completed", 2)
         assert run.usage == result.usage
@@ -105,7 +107,7 @@ def test_text_only_reply_fails_with_no_completion_and_keeps_the_text() -> None:
 
     async def check() -> None:
         events = await log(loop.store, result.run_id)
-        failed = events[-2].payload
+        failed = events[-1].payload
         assert failed.type == "run.failed"
         assert failed.partial_output == "I think I am finished."
 
@@ -128,7 +130,8 @@ def test_completion_mixed_with_other_tools_fails_the_turn_and_runs_nothing(ws: P
     )
     loop = make_loop(provider, workspace=ws)
     result = asyncio.run(loop.run(agent(), "Write then finish"))
-    assert result.status is RunStatus.COMPLETED and result.output == "properly"
+    assert result.status is RunStatus.COMPLETED
+    assert result.output == "properly"
     assert not (ws / "out.txt").exists()
 
     async def check() -> None:
@@ -146,9 +149,11 @@ def test_invalid_completion_is_shown_to_the_model_and_the_run_goes_on() -> None:
     provider = RecordingProvider(calls(call("complete_task", summary="   ")), done("fixed"))
     loop = make_loop(provider)
     result = asyncio.run(loop.run(agent(), "Finish"))
-    assert result.status is RunStatus.COMPLETED and result.turns == 2
+    assert result.status is RunStatus.COMPLETED
+    assert result.turns == 2
     last = provider.requests[1].messages[-1]
-    assert isinstance(last, ToolResultMessage) and last.is_error
+    assert isinstance(last, ToolResultMessage)
+    assert last.is_error
     assert "INVALID_ARGUMENTS" in last.content
 
 
@@ -159,18 +164,24 @@ def test_recovery_turn_at_the_limit_exposes_only_complete_task(ws: Path) -> None
     provider = RecordingProvider(calls(call("file:read", path="notes.txt")), done("wrapped up"))
     loop = make_loop(provider, workspace=ws)
     result = asyncio.run(loop.run(agent(max_turns=4, recovery=RecoveryConfig(grace_turns=2)), "Work"))
-    assert result.status is RunStatus.COMPLETED and result.turns == 2
+    assert result.status is RunStatus.COMPLETED
+    assert result.turns == 2
     normal, recovery = provider.requests
-    assert len(normal.tools) > 1 and normal.tool_choice == "auto"
+    assert len(normal.tools) > 1
+    assert normal.tool_choice == "auto"
     assert [spec.name for spec in recovery.tools] == ["complete_task"]
     assert recovery.tool_choice == "required"
     warning = recovery.messages[-1]
-    assert isinstance(warning, UserMessage) and "Final warning" in warning.content and "4" in warning.content
+    assert isinstance(warning, UserMessage)
+    assert "Final warning" in warning.content
+    assert "4" in warning.content
 
     async def check() -> None:
         events = await log(loop.store, result.run_id)
         started = [e.payload for e in events if e.type.value == "recovery.started"]
-        assert len(started) == 1 and started[0].trigger == "max_turns" and started[0].max_turns == 4
+        assert len(started) == 1
+        assert started[0].trigger == "max_turns"
+        assert started[0].max_turns == 4
         assert [e.payload.recovery for e in events if e.type.value == "turn.started"] == [False, True]
 
     asyncio.run(check())
@@ -222,7 +233,9 @@ def test_interactive_mode_runs_exactly_one_tool_per_turn(ws: Path) -> None:
     loop = make_loop(provider, workspace=ws)
     result = asyncio.run(loop.run(agent(mode=ExecutionMode.INTERACTIVE), "Write three files"))
     assert result.ok
-    assert (ws / "a.txt").exists() and not (ws / "b.txt").exists() and not (ws / "c.txt").exists()
+    assert (ws / "a.txt").exists()
+    assert not (ws / "b.txt").exists()
+    assert not (ws / "c.txt").exists()
 
     async def check() -> None:
         events = await log(loop.store, result.run_id)
@@ -285,7 +298,8 @@ def test_batch_mode_respects_max_parallel() -> None:
     provider = RecordingProvider(calls(*(call("test:read", path=str(i)) for i in range(6))), done())
     loop = make_loop(provider, reader)
     result = asyncio.run(loop.run(agent(max_parallel=2), "Batch"))
-    assert result.ok and tracker.peak == 2
+    assert result.ok
+    assert tracker.peak == 2
 
 
 def test_exclusive_tools_run_alone() -> None:
@@ -316,7 +330,8 @@ def test_tool_timeout_is_a_typed_failure_and_the_run_continues() -> None:
     loop = make_loop(provider, slow)
     started = time.perf_counter()
     result = asyncio.run(loop.run(agent(), "Slow"))
-    assert time.perf_counter() - started < 2 and result.ok
+    assert time.perf_counter() - started < 2
+    assert result.ok
 
     async def check() -> None:
         assert list(failures(await log(loop.store, result.run_id)).values()) == ["TIMEOUT"]
@@ -374,7 +389,8 @@ def test_unknown_tool_and_invalid_arguments_reach_the_model_as_errors(ws: Path) 
     assert result.ok
     tool_messages = [m for m in provider.requests[1].messages if isinstance(m, ToolResultMessage)]
     assert [m.is_error for m in tool_messages] == [True, True, True]
-    assert "RESOURCE_NOT_FOUND" in tool_messages[0].content and "file:read" in tool_messages[0].content
+    assert "RESOURCE_NOT_FOUND" in tool_messages[0].content
+    assert "file:read" in tool_messages[0].content
     assert "missing required argument 'path'" in tool_messages[1].content
     assert "unknown argument(s) 'extra'" in tool_messages[2].content
 
@@ -411,7 +427,8 @@ def test_large_outputs_are_spooled_with_a_truncated_view() -> None:
     result = asyncio.run(loop.run(agent(), "Big"))
     assert result.ok
     message = next(m for m in provider.requests[1].messages if isinstance(m, ToolResultMessage))
-    assert message.content.startswith("line 0\n") and "line 10\n" not in message.content
+    assert message.content.startswith("line 0\n")
+    assert "line 10\n" not in message.content
     assert "showing 10 of 500 lines" in message.content
 
     async def check() -> None:
@@ -473,8 +490,10 @@ def test_policy_denial_reaches_the_model_and_the_tool_never_runs(ws: Path) -> No
     provider = RecordingProvider(calls(call("file:write", path="x.txt", content="x")), done())
     loop = make_loop(provider, workspace=ws, policy=policy)
     result = asyncio.run(loop.run(agent(), "Write"))
-    assert result.ok and not (ws / "x.txt").exists()
-    assert policy.seen[0][1].turn == 1 and policy.seen[0][1].agent_id == "tester"
+    assert result.ok
+    assert not (ws / "x.txt").exists()
+    assert policy.seen[0][1].turn == 1
+    assert policy.seen[0][1].agent_id == "tester"
 
     async def check() -> None:
         events = await log(loop.store, result.run_id)
@@ -493,11 +512,13 @@ def test_approval_handler_allows_or_denies(ws: Path, decision: ApprovalDecision,
     result = asyncio.run(loop.run(agent(), "Shell"))
     assert result.ok
     assert (ws / "made.txt").exists() is runs
-    assert approver.asked[0].tool_call.name == "shell:run" and approver.asked[0].reason == "shell needs a human"
+    assert approver.asked[0].tool_call.name == "shell:run"
+    assert approver.asked[0].reason == "shell needs a human"
 
     async def check() -> None:
         events = await log(loop.store, result.run_id)
-        assert "approval.requested" in types(events) and "approval.resolved" in types(events)
+        assert "approval.requested" in types(events)
+        assert "approval.resolved" in types(events)
         if not runs:
             assert list(failures(events).values()) == ["PERMISSION_DENIED"]
 
@@ -554,7 +575,8 @@ def test_snapshots_every_k_turns_fold_to_the_same_state(ws: Path) -> None:
     store = InMemoryRunStore()
     loop = make_loop(provider, store=store, workspace=ws, snapshot_every=2)
     result = asyncio.run(loop.run(agent(), "Read often"))
-    assert result.ok and result.turns == 5
+    assert result.ok
+    assert result.turns == 5
 
     async def check() -> None:
         rows = store._runs[result.run_id].checkpoints
@@ -572,7 +594,8 @@ def test_snapshots_every_k_turns_fold_to_the_same_state(ws: Path) -> None:
         at_three = (await store.load(result.run_id, at_turn=3)).state
         assert at_three.messages == state.messages[: 2 + 3 * 2]
         snapshot = rows[4]
-        assert isinstance(snapshot, CheckpointSnapshot) and snapshot.state.messages == state.messages[: 2 + 4 * 2]
+        assert isinstance(snapshot, CheckpointSnapshot)
+        assert snapshot.state.messages == state.messages[: 2 + 4 * 2]
 
     asyncio.run(check())
 
@@ -616,13 +639,14 @@ def test_provider_errors_fail_the_run_with_an_error_event() -> None:
     loop = make_loop(provider)
     result = asyncio.run(loop.run(agent(), "Fail"))
     assert (result.status, result.reason) == (RunStatus.FAILED, "error:provider_error")
-    assert result.error is not None and "upstream is down" in result.error
+    assert result.error is not None
+    assert "upstream is down" in result.error
 
     async def check() -> None:
         events = await log(loop.store, result.run_id)
         error = next(e.payload for e in events if e.type.value == "error")
         assert (error.code, error.stage) == ("provider_error", "model")
-        assert types(events)[-2:] == ["run.failed", "checkpoint.saved"]
+        assert types(events)[-2:] == ["checkpoint.saved", "run.failed"]
 
     asyncio.run(check())
 
@@ -659,10 +683,10 @@ def test_cancel_interrupts_a_running_tool() -> None:
         assert (result.status, result.reason) == (RunStatus.CANCELLED, "cancelled")
         assert handle.status is AgentStatus.ERROR
         events = await log(loop.store, result.run_id)
-        assert types(events)[-3:] == ["turn.finished", "run.cancelled", "checkpoint.saved"]
+        assert types(events)[-3:] == ["turn.finished", "checkpoint.saved", "run.cancelled"]
         failed = next(e.payload for e in events if isinstance(e.payload, ToolFailedPayload))
-        assert failed.error.details == {"cancelled": True}
-        assert events[-2].payload.reason == "user pressed stop"
+        assert failed.error.details == {"cancelled": True, "ran": True}
+        assert events[-1].payload.reason == "user pressed stop"
         assert (await loop.store.get_run(result.run_id)).status is RunStatus.CANCELLED
 
     asyncio.run(main())
@@ -677,7 +701,8 @@ def test_cancel_interrupts_a_slow_model_call() -> None:
         await asyncio.sleep(0.05)
         handle.cancel()
         result = await asyncio.wait_for(handle.result(), 5)
-        assert result.status is RunStatus.CANCELLED and result.turns == 1
+        assert result.status is RunStatus.CANCELLED
+        assert result.turns == 1
 
     asyncio.run(main())
 
@@ -696,7 +721,8 @@ def test_pause_step_inject_and_resume() -> None:
             seen.append(event.type.value)
             if event.type.value == "run.paused":
                 break
-        assert len(provider.requests) == 0 and handle.status is AgentStatus.IDLE
+        assert len(provider.requests) == 0
+        assert handle.status is AgentStatus.IDLE
         assert (await loop.store.get_run(handle.run_id)).status is RunStatus.PAUSED
         handle.inject("Remember to be brief.")
         handle.step()
@@ -708,9 +734,11 @@ def test_pause_step_inject_and_resume() -> None:
         handle.resume("go on")
         result = await handle
         await events.aclose()
-        assert result.ok and result.turns == 3
+        assert result.ok
+        assert result.turns == 3
         recorded = types(await log(loop.store, handle.run_id))
-        assert recorded.count("run.paused") == 2 and recorded.count("run.resumed") == 2
+        assert recorded.count("run.paused") == 2
+        assert recorded.count("run.resumed") == 2
         assert "message.delivered" in recorded
 
     asyncio.run(main())
@@ -730,7 +758,8 @@ def test_stream_yields_model_deltas_and_events() -> None:
             else:
                 kinds.append(item.type.value)
         assert "".join(text) == "Reading the notes now."
-        assert kinds[0] == "run.created" and kinds[-2] == "run.completed"
+        assert kinds[0] == "run.created"
+        assert kinds[-1] == "run.completed"
 
     asyncio.run(main())
 
@@ -759,9 +788,175 @@ def test_late_event_iteration_replays_from_the_store() -> None:
         handle = await loop.start(agent(), "Finish")
         await handle
         replayed = [e async for e in handle.events(after_seq=2)]
-        assert [e.seq for e in replayed if isinstance(e, Event)][0] == 3
-        assert json.loads(replayed[-1].model_dump_json())["type"] == "checkpoint.saved"
+        assert next(e.seq for e in replayed if isinstance(e, Event)) == 3
+        assert json.loads(replayed[-1].model_dump_json())["type"] == "run.completed"
         messages = (await loop.store.load(handle.run_id)).state.messages
         assert isinstance(messages[-2], AssistantMessage)
 
     asyncio.run(main())
+
+
+# -- regressions: cancellation windows, partial groups, slow stores, broken plug-ins ---------------
+
+
+class SlowStore(InMemoryRunStore):
+    """A store whose writes of tool.started and whose reads take time, like a real database."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing_ahead = asyncio.Event()
+
+    async def append(self, lease: Any, events: Any, checkpoint: Any = None) -> Any:
+        if any(e.type.value == "tool.started" for e in events):
+            self.writing_ahead.set()
+            await asyncio.sleep(0.05)
+        return await super().append(lease, events, checkpoint)
+
+    async def read_events(self, run_id: str, *, after_seq: int = 0, limit: int | None = None) -> Any:
+        events = await super().read_events(run_id, after_seq=after_seq, limit=limit)
+        await asyncio.sleep(0.05)
+        return events
+
+
+def test_cancel_during_the_write_ahead_commit_runs_no_tool() -> None:
+    ran: list[str] = []
+
+    @tool(name="test:launch", effect=ToolEffect.UNSAFE)
+    async def launch() -> str:
+        ran.append("launched")
+        return "away"
+
+    store = SlowStore()
+    loop = make_loop(RecordingProvider(calls(call("test:launch")), done()), launch, store=store)
+
+    async def main() -> None:
+        handle = await loop.start(agent(), "Go")
+        await asyncio.wait_for(store.writing_ahead.wait(), 5)
+        handle.cancel("stop")
+        result = await asyncio.wait_for(handle.result(), 5)
+        assert result.status is RunStatus.CANCELLED
+        assert ran == []
+        failed = next(e.payload for e in await log(store, result.run_id) if isinstance(e.payload, ToolFailedPayload))
+        assert failed.error.details == {"cancelled": True, "ran": False}
+
+    asyncio.run(main())
+
+
+def test_cancelling_a_parallel_group_keeps_the_results_of_calls_that_finished() -> None:
+    @tool(name="test:pay", effect=ToolEffect.UNSAFE)
+    async def pay() -> str:
+        return "paid, receipt r-1"
+
+    @tool(name="test:wait", effect=ToolEffect.IDEMPOTENT)
+    async def wait(key: str) -> str:
+        await asyncio.sleep(60)
+        return "never"
+
+    provider = RecordingProvider(calls(call("test:pay"), call("test:wait", key="k")), done())
+    loop = make_loop(provider, pay, wait)
+
+    async def main() -> None:
+        handle = await loop.start(agent(), "Pay")
+        async for event in handle.events():
+            if isinstance(event, Event) and event.type.value == "tool.started" and event.tool_call_id == "call_0_1":
+                break
+        await asyncio.sleep(0.05)
+        handle.cancel()
+        result = await asyncio.wait_for(handle.result(), 5)
+        assert result.status is RunStatus.CANCELLED
+        events = await log(loop.store, result.run_id)
+        outcomes = {e.tool_call_id: e.type.value for e in events if e.type.value in ("tool.finished", "tool.failed")}
+        assert outcomes == {"call_0_0": "tool.finished", "call_0_1": "tool.failed"}
+
+    asyncio.run(main())
+
+
+def test_events_from_a_slow_store_are_all_delivered() -> None:
+    loop = make_loop(RecordingProvider(done()), store=SlowStore())
+
+    async def main() -> None:
+        handle = await loop.start(agent(), "Finish")
+        seen = [e.type.value async for e in handle.events() if isinstance(e, Event)]
+        assert seen == types(await log(loop.store, handle.run_id))
+        assert seen[-1] == "run.completed"
+
+    asyncio.run(main())
+
+
+def test_a_tool_returning_something_unserialisable_fails_alone() -> None:
+    class Odd:
+        spec = ToolSpec(name="test:odd", description="returns a set", effect=ToolEffect.NONE)
+
+        async def invoke(self, arguments: Any, context: ToolContext) -> Any:
+            return {1, 2}
+
+    provider = RecordingProvider(calls(call("test:odd"), call("file:list")), done())
+    loop = make_loop(provider, Odd(), workspace=Path.cwd())
+    result = asyncio.run(loop.run(agent(), "Odd"))
+    assert result.ok
+
+    async def check() -> None:
+        events = await log(loop.store, result.run_id)
+        assert failures(events) == {"call_0_0": "EXECUTION_FAILED"}
+        assert "could not be recorded" in next(
+            e.payload.result.content for e in events if e.type.value == "tool.failed"
+        )
+
+    asyncio.run(check())
+
+
+def test_a_long_completion_summary_survives_spooling() -> None:
+    summary = "A long report.\n" * 400
+    provider = RecordingProvider(done(summary))
+    loop = make_loop(provider, spool=InMemorySpoolStore())
+    result = asyncio.run(loop.run(agent(), "Report"))
+    assert result.ok
+    assert result.output == summary.strip()
+
+
+def test_a_broken_event_sink_does_not_end_the_run(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        def emit(self, events: Sequence[Event]) -> None:
+            raise RuntimeError("subscriber crashed")
+
+    loop = make_loop(RecordingProvider(done()), sink=Broken())
+    result = asyncio.run(loop.run(agent(), "Finish"))
+    assert result.ok
+    assert "subscriber crashed" in caplog.text
+
+
+def test_tools_declared_requires_confirmation_ask_even_without_a_policy(ws: Path) -> None:
+    @tool(name="test:deploy", effect=ToolEffect.UNSAFE, requires_confirmation=True)
+    async def deploy() -> str:
+        return "deployed"
+
+    approver = Approver(ApprovalDecision.DENY)
+    loop = make_loop(RecordingProvider(calls(call("test:deploy")), done()), deploy, approvals=approver)
+    result = asyncio.run(loop.run(agent(), "Deploy"))
+    assert result.ok
+    assert [a.tool_call.name for a in approver.asked] == ["test:deploy"]
+
+    async def check() -> None:
+        events = await log(loop.store, result.run_id)
+        decided = next(e.payload for e in events if e.type.value == "policy.decided")
+        assert decided.decision.reason_code == "tool:requires_confirmation"
+        assert failures(events) == {"call_0_0": "PERMISSION_DENIED"}
+
+    asyncio.run(check())
+
+
+def test_the_lease_is_renewed_while_a_turn_runs() -> None:
+    store = InMemoryRunStore()
+    tokens: list[int] = []
+
+    @tool(name="test:long", effect=ToolEffect.NONE)
+    async def long(context: ToolContext) -> str:
+        await asyncio.sleep(0.25)
+        tokens.append(store._runs[context.run_id].token)
+        return "ok"
+
+    loop = make_loop(
+        RecordingProvider(calls(call("test:long")), done()), long, store=store, lease_ttl=timedelta(seconds=0.15)
+    )
+    assert asyncio.run(loop.run(agent(), "Long")).ok
+    assert tokens[0] > 1  # renewed (with a new token) during the tool, and the turn still committed

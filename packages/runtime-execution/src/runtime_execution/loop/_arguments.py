@@ -54,6 +54,11 @@ def _is(value: object, json_type: str) -> bool:
     return isinstance(value, kinds)
 
 
+def _same_json(a: object, b: object) -> bool:
+    """JSON equality: ``True`` is not ``1``, though ``1`` is ``1.0``."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
 def argument_problems(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
     """Return what is wrong with `arguments` at the top level of `schema` (empty when nothing is)."""
     problems: list[str] = []
@@ -76,6 +81,6 @@ def argument_problems(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -
         if accepted is not None and not any(_is(value, json_type) for json_type in accepted):
             problems.append(f"argument {name!r} must be {' or '.join(accepted)}, got {type(value).__name__}")
         enum = prop.get("enum")
-        if isinstance(enum, list) and value not in enum:
+        if isinstance(enum, list) and not any(_same_json(value, option) for option in enum):
             problems.append(f"argument {name!r} must be one of {enum}, got {value!r}")
     return problems

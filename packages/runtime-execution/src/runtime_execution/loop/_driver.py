@@ -8,12 +8,13 @@ effects runs, and the turn-end commit with the turn's final checkpoint.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 
 from runtime_core.agents import AgentSpec, ExecutionMode
 from runtime_core.approvals import Approval, ApprovalDecision, ApprovalHandler
@@ -172,16 +173,15 @@ class Driver:
             (m.content for m in reversed(state.messages) if isinstance(m, AssistantMessage) and m.content), None
         )
         self._turn: _Turn | None = None
-        self._inflight: list[ToolCall] = []
+        self._inflight: list[tuple[ToolCall, asyncio.Task[ToolResult] | None]] = []
+        """Calls recorded as started whose outcome is not recorded yet, with the task running each."""
         self._status = AgentStatus.IDLE
-        self._policy_context = PolicyContext(
-            run_id=run.id, agent_id=self._agent.name, depth=run.depth, role=self._agent.role, mode=self._agent.mode
-        )
 
     # -- entry -------------------------------------------------------------------------------------------
 
     async def drive(self) -> RunResult:
         """Run turns until the run completes, fails, is cancelled or waits for an approval."""
+        heartbeat = asyncio.create_task(self._recorder.heartbeat(), name=f"lease-heartbeat-{self._run.id}")
         try:
             while True:
                 await self._between_turns()
@@ -195,10 +195,13 @@ class Driver:
         except Exception as error:
             # A bug or a broken plug-in: record it so the log says why the run stopped, then re-raise
             # store failures (nothing can be recorded) and end the run for everything else.
-            if isinstance(error, StoreError):
+            if isinstance(error, StoreError) or self._status in (AgentStatus.COMPLETE, AgentStatus.ERROR):
                 raise
             return await self._fail(error_reason("internal"), f"{type(error).__name__}: {error}", stage="loop")
         finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await heartbeat
             await self._recorder.release()
 
     # -- status and checks ---------------------------------------------------------------------------------
@@ -215,6 +218,13 @@ class Driver:
         if self._control.cancelled:
             raise _Cancelled
 
+    @contextlib.contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """A section `cancel` may interrupt; entered only if the run is not cancelled already."""
+        self._check_cancel()
+        with self._control.interruptible():
+            yield
+
     async def _between_turns(self) -> None:
         self._check_cancel()
         if self._control.paused:
@@ -224,7 +234,6 @@ class Driver:
             await self._control.wait_runnable()
             self._check_cancel()
             self._recorder.add(RunResumedPayload(reason=self._control.take_resume_reason()), turn=self._turn_number)
-        await self._recorder.renew_lease()
 
     # -- one turn --------------------------------------------------------------------------------------
 
@@ -315,7 +324,7 @@ class Driver:
         if deadline is not None:
             timeout = min(timeout, max(0.0, deadline - self._config.clock.monotonic()))
         try:
-            with self._control.interruptible():
+            with self._interruptible():
                 async with asyncio.timeout(timeout):
                     return await (self._stream(request) if self._stream_model else self._provider.complete(request))
         except TimeoutError:
@@ -409,9 +418,11 @@ class Driver:
     async def _complete(self, call: ToolCall, deadline: float | None) -> RunResult | None:
         turn = self._turn
         assert turn is not None
+        self._check_cancel()
         tool_context = self._tool_context(call)
+        spec = self._completion.spec
         self._recorder.add(
-            ToolStartedPayload(tool_name=call.name, effect=ToolEffect.NONE, idempotency_key=call.id),
+            ToolStartedPayload(tool_name=call.name, effect=spec.effect, idempotency_key=call.id),
             turn=turn.number,
             tool_call_id=call.id,
         )
@@ -421,7 +432,7 @@ class Driver:
         screened = Screened(call, self._completion, None)
         result = await self._config.pipeline.execute(screened, tool_context, timeout)
         self._record_outcome(result)
-        completion = None if result.error is not None else _completion_input(result)
+        completion = None if result.error is not None else _completion_input(call)
         if completion is None:
             if turn.recovery:
                 error = result.error.message if result.error is not None else "invalid completion"
@@ -515,7 +526,7 @@ class Driver:
             return None
         self._set_status(AgentStatus.WAITING_CONFIRMATION)
         try:
-            with self._control.interruptible():
+            with self._interruptible():
                 resolution = await self._config.approvals.decide(approval)
         except asyncio.CancelledError:
             self._cancelled_here()
@@ -580,18 +591,22 @@ class Driver:
                 assert spec is not None
                 return await pipeline.execute(item, context, spec.timeout_s or self._agent.limits.tool_timeout_s)
 
-        self._inflight = [item.call for item, _ in ready]
+        self._inflight = [(item.call, None) for item, _ in ready]
+        tasks: list[asyncio.Task[ToolResult]] = []
         try:
-            with self._control.interruptible():
-                if len(ready) == 1:
-                    outcomes = [await run_one(*ready[0])]
-                else:
-                    outcomes = list(await asyncio.gather(*(run_one(item, context) for item, context in ready)))
+            with self._interruptible():
+                tasks = [asyncio.create_task(run_one(item, context)) for item, context in ready]
+                self._inflight = [(item.call, task) for (item, _), task in zip(ready, tasks, strict=True)]
+                await asyncio.wait(tasks)
         except asyncio.CancelledError:
             self._cancelled_here()
+        finally:
+            for task in tasks:
+                if not task.done():
+                    task.cancel()  # cancelled from outside the run: leave no tool running
         self._inflight = []
-        for outcome in outcomes:
-            self._record_outcome(outcome)
+        for task in tasks:
+            self._record_outcome(task.result())  # execute() turns every tool failure into a result
 
     def _record_outcome(self, result: ToolResult) -> None:
         number = self._turn_number
@@ -625,7 +640,10 @@ class Driver:
             run_id=self._run.id, turn=turn.number, parent_turn=parent, status=status, created_at=now, delta=delta
         )
 
-    async def _commit_turn(self, status: CheckpointStatus) -> None:
+    async def _commit_turn(
+        self, status: CheckpointStatus, *terminal: RunCompletedPayload | RunFailedPayload | RunCancelledPayload
+    ) -> None:
+        """Commit the turn's events with its checkpoint; a terminal run event, if any, comes last."""
         turn = self._turn
         assert turn is not None
         checkpoint = self._checkpoint(status)
@@ -635,6 +653,8 @@ class Driver:
             ),
             turn=turn.number,
         )
+        for payload in terminal:
+            self._recorder.add(payload, turn=turn.number)
         await self._recorder.commit(checkpoint)
         self._checkpoint_turn = turn.number
 
@@ -650,9 +670,7 @@ class Driver:
             ),
             turn=turn.number,
         )
-        for payload in terminal:
-            self._recorder.add(payload, turn=turn.number)
-        await self._commit_turn(CheckpointStatus.FINAL)
+        await self._commit_turn(CheckpointStatus.FINAL, *terminal)
         self._turn = None
 
     # -- endings ---------------------------------------------------------------------------------------
@@ -692,15 +710,21 @@ class Driver:
         return self._result(RunStatus.FAILED, reason, output=self._last_text, error=message)
 
     async def _finish_cancelled(self) -> RunResult:
-        for call in self._inflight:
-            self._record_outcome(
-                failed_result(
-                    call,
-                    ToolErrorCode.EXECUTION_FAILED,
-                    "the run was cancelled while this call ran; whatever it did before that stands",
-                    {"cancelled": True},
-                )
+        tasks = [task for _, task in self._inflight if task is not None]
+        if tasks:
+            await asyncio.wait(tasks)  # they were cancelled with the run: let them wind down
+        for call, task in self._inflight:
+            if task is not None and not task.cancelled():
+                self._record_outcome(task.result())  # finished before the cancellation reached it
+                continue
+            message = (
+                "the run was cancelled before this call ran"
+                if task is None
+                else "the run was cancelled while this call ran: what it did until then stands (a tool running "
+                "in a worker thread may still finish its work)"
             )
+            details: dict[str, JsonValue] = {"cancelled": True, "ran": task is not None}
+            self._record_outcome(failed_result(call, ToolErrorCode.EXECUTION_FAILED, message, details))
         self._inflight = []
         payload = RunCancelledPayload(reason=self._control.cancel_reason)
         self._set_status(AgentStatus.ERROR)
@@ -712,8 +736,9 @@ class Driver:
         return self._result(RunStatus.CANCELLED, TerminalReason.CANCELLED, output=self._last_text)
 
 
-def _completion_input(result: ToolResult) -> CompleteTaskInput | None:
+def _completion_input(call: ToolCall) -> CompleteTaskInput | None:
+    # From the arguments, not the result: a long summary may have been spooled out of the result.
     try:
-        return CompleteTaskInput.model_validate(result.data)
+        return CompleteTaskInput.model_validate(call.arguments)
     except ValidationError:
         return None

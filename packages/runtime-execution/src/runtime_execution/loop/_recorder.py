@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
@@ -12,6 +14,8 @@ from runtime_core.ids import IdGenerator
 from runtime_core.stores import Lease, RunStore
 
 __all__ = ["Recorder"]
+
+_log = logging.getLogger("runtime_execution.loop")
 
 
 class Recorder:
@@ -43,6 +47,7 @@ class Recorder:
         self._listener = listener
         self._lease_ttl = lease_ttl
         self._pending: list[EventDraft] = []
+        self._lock = asyncio.Lock()  # a lease renewal never races an append that uses the old token
         self.last_seq = 0
 
     @property
@@ -68,18 +73,26 @@ class Recorder:
         if not self._pending and checkpoint is None:
             return ()
         drafts, self._pending = self._pending, []
-        events = await self._store.append(self._lease, drafts, checkpoint)
+        async with self._lock:
+            events = await self._store.append(self._lease, drafts, checkpoint)
         if events:
             self.last_seq = events[-1].seq
-            if self._sink is not None:
-                self._sink.emit(events)
             self._listener(events)
+            if self._sink is not None:
+                try:
+                    self._sink.emit(events)
+                except Exception:  # the events are recorded; a broken subscriber must not end the run
+                    _log.exception("event sink %r failed on events %d-%d", self._sink, events[0].seq, self.last_seq)
         return events
 
-    async def renew_lease(self) -> None:
-        """Renew the lease when less than half of its time is left."""
-        if self._lease.expires_at - self._clock.now() < self._lease_ttl / 2:
-            self._lease = await self._store.acquire_lease(self._lease.run_id, self._lease.owner, ttl=self._lease_ttl)
+    async def heartbeat(self) -> None:
+        """Renew the lease every third of its lifetime, until cancelled (run it beside the driver)."""
+        while True:
+            await asyncio.sleep(self._lease_ttl.total_seconds() / 3)
+            async with self._lock:
+                self._lease = await self._store.acquire_lease(
+                    self._lease.run_id, self._lease.owner, ttl=self._lease_ttl
+                )
 
     async def release(self) -> None:
         """Give the lease back."""

@@ -151,12 +151,13 @@ class RunHandle:
         """
         queue: asyncio.Queue[object] = asyncio.Queue()
         self._queues.append(queue)
+        finished = self._finished  # if not, the queue will receive everything up to the end marker
         try:
             last = after_seq
             for event in await self._store.read_events(self._run.id, after_seq=after_seq):
                 last = event.seq
                 yield event
-            if self._finished:
+            if finished:
                 return
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, Event):

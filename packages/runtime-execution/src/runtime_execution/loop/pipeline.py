@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
 from runtime_core.exceptions import ToolExecutionError
 from runtime_core.pipeline import RateLimiter, ToolResultCache
-from runtime_core.policy import PolicyContext, PolicyDecision, PolicyEngine
+from runtime_core.policy import PolicyContext, PolicyDecision, PolicyEngine, PolicyOutcome
 from runtime_core.spool import SpoolStore
 from runtime_core.tools import (
     Tool,
@@ -42,15 +42,27 @@ from runtime_core.tools import (
     ToolRegistry,
     ToolResult,
     ToolSpec,
+    is_completion_tool,
 )
 from runtime_execution.loop._arguments import argument_problems
+from runtime_execution.loop.scheduling import PATH_ARGUMENTS, path_values
 from runtime_execution.loop.spooling import SpoolPolicy, spool_output
 from runtime_execution.tools.workspace import Workspace
 
 __all__ = ["Screened", "ToolPipeline", "failed_result"]
 
 _SANDBOXED_CATEGORIES = frozenset({"file", "shell"})
-_PATH_ARGUMENTS = ("path", "cwd", "directory")
+_log = logging.getLogger("runtime_execution.loop")
+
+
+_CONFIRM = PolicyDecision(
+    allowed=True,
+    requires_confirmation=True,
+    policy_decision=PolicyOutcome.ALLOW_WITH_CONFIRM,
+    reason="the tool asks for confirmation before every call",
+    reason_code="tool:requires_confirmation",
+)
+"""Without a policy engine, the decision for tools declared ``requires_confirmation``."""
 
 
 def failed_result(
@@ -108,7 +120,8 @@ class ToolPipeline:
     """The stages every tool call passes. One pipeline serves every run of an agent loop.
 
     Args:
-        policy: Decides each call; ``None`` allows every call (and no decision is recorded).
+        policy: Decides each call; ``None`` allows every call, asking for approval only of tools declared
+            ``requires_confirmation`` (no decision is recorded for the others).
         rate_limiter: Grants permits; ``None`` means no limit.
         cache: Caches results of read-only tools; ``None`` disables caching.
         spool: Where large outputs go; ``None`` leaves outputs whole.
@@ -138,7 +151,12 @@ class ToolPipeline:
         if tool is None:
             return Screened(call, None, None, failed_result(call, *_unknown(call.name, tools)))
         spec = tool.spec
-        decision = None if self.policy is None else self.policy.evaluate(call, spec, context)
+        if self.policy is not None:
+            decision: PolicyDecision | None = self.policy.evaluate(call, spec, context)
+        elif spec.requires_confirmation:
+            decision = _CONFIRM
+        else:
+            decision = None
         if decision is not None and not decision.allowed:
             code = (
                 ToolErrorCode.PERMISSION_ESCALATION_REQUIRED
@@ -204,15 +222,26 @@ class ToolPipeline:
             failure = ToolErrorCode.EXECUTION_FAILED, f"{type(error).__name__}: {error}", {}
         duration_ms = (time.perf_counter() - started) * 1000.0
         if failure is None:
-            result = await self._success(call, data, duration_ms)
+            try:
+                result = await self._success(call, data, duration_ms)
+            except Exception as error:  # an unserialisable value, a failing spool store
+                message = f"{spec.name} returned a result that could not be recorded: {type(error).__name__}: {error}"
+                result = failed_result(call, ToolErrorCode.EXECUTION_FAILED, message, duration_ms=duration_ms)
         else:
             result = failed_result(call, *failure, duration_ms=duration_ms)
-        if self.cache is not None:
+        if self.cache is not None and not is_completion_tool(spec.name):
+            await self._update_cache(spec, call, context, result)
+        return result
+
+    async def _update_cache(self, spec: ToolSpec, call: ToolCall, context: ToolContext, result: ToolResult) -> None:
+        try:
+            assert self.cache is not None
             if spec.effect is not ToolEffect.NONE:
                 await self.cache.invalidate()
             elif result.error is None:
                 await self.cache.put(call, context, result)
-        return result
+        except Exception:  # the result stands; a broken cache only costs (and logs) a miss
+            _log.exception("tool result cache %r failed for %s", self.cache, call.name)
 
     async def _success(self, call: ToolCall, data: JsonValue, duration_ms: float) -> ToolResult:
         content = _content(data)
@@ -242,9 +271,8 @@ def _sandbox_violation(call: ToolCall, spec: ToolSpec, workspace: Path | None) -
     if workspace is None or spec.category not in _SANDBOXED_CATEGORIES:
         return None
     sandbox = Workspace(workspace)
-    for key in _PATH_ARGUMENTS:
-        value: Any = call.arguments.get(key)
-        if isinstance(value, str):
+    for key in PATH_ARGUMENTS:
+        for value in path_values({key: call.arguments.get(key)}):
             try:
                 sandbox.resolve(value)
             except ToolExecutionError as error:

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 from runtime_core.tools import ToolCall, ToolConcurrency, ToolEffect, ToolSpec
 
-__all__ = ["WILDCARD", "ResourceAccess", "ResourceResolver", "default_resources", "plan_groups"]
+__all__ = ["PATH_ARGUMENTS", "WILDCARD", "ResourceAccess", "ResourceResolver", "default_resources", "plan_groups"]
 
 WILDCARD = "*"
 """The resource of a call with effects that names no resource: it conflicts with every other call."""
 
-_PATH_ARGUMENTS = ("path", "paths", "cwd", "directory", "source", "destination")
+PATH_ARGUMENTS = ("path", "paths", "cwd", "directory", "source", "destination")
+"""Argument names that hold paths (a string or a list of strings), for scheduling and sandbox checks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,29 +37,47 @@ ResourceResolver = Callable[[ToolCall, "ToolSpec | None"], ResourceAccess]
 """Finds the resources of a call; the default is `default_resources`."""
 
 
-def _normalise(path: str) -> str:
-    cleaned = posixpath.normpath(path.replace("\\", "/"))
-    return "." if cleaned in ("", "/") else cleaned.removeprefix("./")
-
-
-def _paths(arguments: Mapping[str, object]) -> frozenset[str]:
-    found: set[str] = set()
-    for key in _PATH_ARGUMENTS:
+def path_values(arguments: Mapping[str, object]) -> list[str]:
+    """The path arguments of a call (see `PATH_ARGUMENTS`), as given."""
+    found: list[str] = []
+    for key in PATH_ARGUMENTS:
         value = arguments.get(key)
         if isinstance(value, str):
-            found.add(_normalise(value))
+            found.append(value)
         elif isinstance(value, list):
-            found.update(_normalise(item) for item in value if isinstance(item, str))
-    return frozenset(found)
+            found.extend(item for item in value if isinstance(item, str))
+    return found
+
+
+def _normalise(path: str) -> str:
+    # An absolute path cannot be compared with relative ones without the workspace root: make it
+    # conflict with everything rather than guess.
+    if path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":"):
+        return WILDCARD
+    return posixpath.normpath(path.replace("\\", "/"))
+
+
+def _with_defaults(call: ToolCall, spec: ToolSpec | None) -> Mapping[str, object]:
+    """The call's arguments plus the schema defaults of path arguments it left out (``path="."``)."""
+    properties = spec.parameters.get("properties") if spec is not None else None
+    if not isinstance(properties, dict):
+        return call.arguments
+    defaults = {
+        key: schema["default"]
+        for key in PATH_ARGUMENTS
+        if key not in call.arguments and isinstance(schema := properties.get(key), dict) and "default" in schema
+    }
+    return {**call.arguments, **defaults} if defaults else call.arguments
 
 
 def default_resources(call: ToolCall, spec: ToolSpec | None) -> ResourceAccess:
-    """Resources from path-like arguments (``path``, ``paths``, ``cwd``, ``directory``, ...).
+    """Resources from path arguments (``path``, ``paths``, ``cwd``, ``directory``, ...).
 
-    A read-only tool reads its paths; any other tool writes them. A tool with effects and no path
-    argument (``shell:run`` without ``cwd``, an unknown tool) writes the `WILDCARD`.
+    A read-only tool reads its paths (schema defaults fill in omitted ones); any other tool writes them.
+    A tool with effects and no path argument (``shell:run`` without ``cwd``, an unknown tool) writes the
+    `WILDCARD`, and so does an absolute path.
     """
-    paths = _paths(call.arguments)
+    paths = frozenset(_normalise(path) for path in path_values(_with_defaults(call, spec)))
     if spec is not None and spec.effect is ToolEffect.NONE:
         return ResourceAccess(reads=paths)
     return ResourceAccess(writes=paths or frozenset({WILDCARD}))
@@ -71,6 +90,8 @@ def _overlap(a: str, b: str) -> bool:
 
 
 def _conflict(first: ResourceAccess, second: ResourceAccess) -> bool:
+    if WILDCARD in first.writes or WILDCARD in second.writes:
+        return True  # even with a call that names no resource at all
     for written in first.writes:
         if any(_overlap(written, other) for other in second.reads | second.writes):
             return True

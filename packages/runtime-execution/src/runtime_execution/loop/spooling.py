@@ -34,7 +34,8 @@ class SpoolPolicy:
         # Cheap tests first: a short string can be neither too long nor have too many lines.
         if len(content) <= self.max_lines and len(content) * 4 <= self.max_bytes:
             return False
-        return len(content.encode()) > self.max_bytes or content.count("\n") + 1 > self.max_lines
+        lines = content.count("\n") + (0 if content.endswith("\n") else 1)
+        return lines > self.max_lines or len(content.encode()) > self.max_bytes
 
 
 async def spool_output(content: str, store: SpoolStore, policy: SpoolPolicy) -> tuple[str, SpoolRef]:
