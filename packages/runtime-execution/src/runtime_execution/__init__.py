@@ -32,6 +32,7 @@ from runtime_execution.loop import (
 from runtime_execution.providers import (
     AnthropicProvider,
     OpenAIProvider,
+    RecordedProvider,
     Scenario,
     ScriptedError,
     ScriptedProvider,
@@ -39,10 +40,15 @@ from runtime_execution.providers import (
     ScriptedToolCall,
 )
 from runtime_execution.tools import (
+    DEFAULT_MCP_CONNECT_TIMEOUT_S,
+    DEFAULT_MCP_TIMEOUT_S,
     DEFAULT_SHELL_OUTPUT_BYTES,
     DEFAULT_SHELL_TIMEOUT_S,
     CompleteTaskTool,
     LocalToolRegistry,
+    MCPServer,
+    MCPStdioParameters,
+    MCPTool,
     ToolRegistryView,
     Workspace,
     builtin_tools,
@@ -88,6 +94,7 @@ __all__ = [
     # model providers
     "AnthropicProvider",
     "OpenAIProvider",
+    "RecordedProvider",
     "Scenario",
     "ScriptedError",
     "ScriptedProvider",
@@ -112,4 +119,10 @@ __all__ = [
     "file_write",
     "shell_run",
     "shell_tool",
+    # MCP servers (extra "mcp")
+    "DEFAULT_MCP_CONNECT_TIMEOUT_S",
+    "DEFAULT_MCP_TIMEOUT_S",
+    "MCPServer",
+    "MCPStdioParameters",
+    "MCPTool",
 ]

@@ -1,4 +1,4 @@
-"""Model providers: OpenAI Chat Completions, Anthropic Messages and scripted scenarios.
+"""Model providers: OpenAI Chat Completions, Anthropic Messages, scripted scenarios and recorded runs.
 
 Every provider implements `runtime_core.providers.ModelProvider`. The HTTP providers take an injected
 `httpx.AsyncClient`, retry 429, 5xx, timeouts and connection errors with capped exponential backoff
@@ -7,6 +7,7 @@ honouring ``Retry-After``, and raise `runtime_core.exceptions.ProviderError` for
 
 from runtime_execution.providers.anthropic import AnthropicProvider
 from runtime_execution.providers.openai import OpenAIProvider
+from runtime_execution.providers.recorded import RecordedProvider
 from runtime_execution.providers.scripted import (
     Scenario,
     ScriptedError,
@@ -25,4 +26,6 @@ __all__ = [
     "ScriptedStep",
     "ScriptedToolCall",
     "ScriptedError",
+    # replay of a run log
+    "RecordedProvider",
 ]

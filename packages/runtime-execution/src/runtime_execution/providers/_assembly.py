@@ -1,8 +1,14 @@
-"""Private: reassemble streamed deltas into a `ModelResponse` (shared by every provider)."""
+"""Private: split replies into streamed deltas and reassemble deltas into a `ModelResponse`.
+
+Shared by every provider: the HTTP providers reassemble what the wire sends; the offline providers
+(scripted, recorded) split a reply they already hold with `reply_deltas`.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from runtime_core.exceptions import ProviderError
@@ -25,6 +31,25 @@ def parse_arguments(text: str, *, provider: str, tool: str) -> dict[str, object]
     if not isinstance(value, dict):
         raise ProviderError(f"{provider}: tool call {tool!r} arguments are not a JSON object", provider=provider)
     return value
+
+
+def reply_deltas(text: str | None, tool_calls: Sequence[ToolCall]) -> list[TextDelta | ToolCallDelta]:
+    """Split a reply into the deltas a real stream would carry.
+
+    The text goes out in about three chunks; each tool call as a delta with its id and name followed by
+    two fragments of its JSON arguments, so consumers exercise the same reassembly as for HTTP streams.
+    """
+    chunks: list[TextDelta | ToolCallDelta] = []
+    text = text or ""
+    size = max(1, math.ceil(len(text) / 3))
+    chunks.extend(TextDelta(text=text[i : i + size]) for i in range(0, len(text), size))
+    for i, call in enumerate(tool_calls):
+        arguments = json.dumps(call.arguments, sort_keys=True)
+        half = len(arguments) // 2
+        chunks.append(ToolCallDelta(index=i, id=call.id, name=call.name))
+        chunks.append(ToolCallDelta(index=i, arguments=arguments[:half]))
+        chunks.append(ToolCallDelta(index=i, arguments=arguments[half:]))
+    return chunks
 
 
 @dataclass

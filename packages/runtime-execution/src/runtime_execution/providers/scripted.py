@@ -22,8 +22,9 @@ from runtime_core.providers import (
     TextDelta,
     ToolCallDelta,
 )
+from runtime_core.tools import ToolCall
 from runtime_core.usage import Usage
-from runtime_execution.providers._assembly import ResponseAssembler
+from runtime_execution.providers._assembly import ResponseAssembler, reply_deltas
 
 __all__ = ["ScriptedError", "ScriptedProvider", "ScriptedStep", "ScriptedToolCall", "Scenario"]
 
@@ -171,17 +172,11 @@ class ScriptedProvider:
         return index, step
 
     def _chunks(self, index: int, step: ScriptedStep) -> list[TextDelta | ToolCallDelta]:
-        chunks: list[TextDelta | ToolCallDelta] = []
-        text = step.text or ""
-        size = max(1, math.ceil(len(text) / 3))
-        chunks.extend(TextDelta(text=text[i : i + size]) for i in range(0, len(text), size))
-        for i, call in enumerate(step.tool_calls):
-            arguments = json.dumps(call.arguments, sort_keys=True)
-            half = len(arguments) // 2
-            chunks.append(ToolCallDelta(index=i, id=call.id or f"call_{index}_{i}", name=call.name))
-            chunks.append(ToolCallDelta(index=i, arguments=arguments[:half]))
-            chunks.append(ToolCallDelta(index=i, arguments=arguments[half:]))
-        return chunks
+        calls = [
+            ToolCall(id=call.id or f"call_{index}_{i}", name=call.name, arguments=call.arguments)
+            for i, call in enumerate(step.tool_calls)
+        ]
+        return reply_deltas(step.text, calls)
 
     def _usage(self, request: ModelRequest, step: ScriptedStep) -> Usage:
         if step.usage is not None:

@@ -1,0 +1,483 @@
+"""Agent-loop overhead without persistence: ours vs Pydantic AI vs the OpenAI Agents SDK.
+
+Run (from the workspace root)::
+
+    uv run --group bench python bench/loop_inmemory.py [--turns 50] [--runs 5] [--json] [--check]
+
+Each framework runs the same agent: a model that answers instantly from prebuilt responses asks for one
+call of a trivial async tool ``echo(text) -> text`` on turns 1..N-1 and finishes on turn N (ours: a
+``complete_task`` call with a summary; the peers: a final text output). Nothing is persisted: ours runs
+on its default in-memory store, the peers keep history in memory anyway. So the time measured is the
+framework's own per-turn work: building the request, validating the reply, dispatching and validating
+the tool call, recording the result, and deciding to go on.
+
+Method: every framework gets one untimed warm-up run, then ``--runs`` timed runs, interleaved per
+repetition (ours, pydantic-ai, openai-agents, ours, ...) so that drifts of the machine hit all three
+alike. Agents and models are built before the clock starts; only the ``run`` call is timed. The result
+is the median over the runs of (run time / turns), in microseconds per turn. The garbage collector stays
+on, but after the warm-ups the heap is moved out of its reach with ``gc.freeze()``: the three frameworks
+share one process, and otherwise every full collection in a run would also scan the other frameworks'
+modules, charging most to whoever allocates most (``--no-gc-freeze`` measures without it).
+
+Flatness: the model records a timestamp per call, so the gaps between calls are per-turn times; the
+flatness of a run is mean(last 10 gaps) / mean(first 10 gaps) (1.0 = flat; growth means per-turn cost
+grows with the history, e.g. by re-validating or copying the whole conversation every turn). The median
+over the runs is reported per framework.
+
+Target (ours): <= 100 µs per turn and ``ratio_vs_pydantic_ai`` (pydantic-ai / ours) >= 30. The exit
+status is 0 whatever the numbers, unless ``--check`` is given: then 1 when the target is missed.
+
+No network: tracing of the Agents SDK is disabled, and every socket connection or name lookup outside
+a Unix socket raises (and is counted) for the whole process, so a framework that tried to phone home
+would fail the run instead of skewing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import importlib.metadata
+import itertools
+import json
+import platform
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+TARGET_US_PER_TURN = 100.0
+TARGET_RATIO_VS_PYDANTIC_AI = 30.0
+# Informative, not part of the target: above this, per-turn cost visibly grows with the history.
+FLATNESS_MAX = 1.5
+FRAMEWORKS = ("ours", "pydantic_ai", "openai_agents")
+DIST = {"ours": "runtime-execution", "pydantic_ai": "pydantic-ai-slim", "openai_agents": "openai-agents"}
+
+# --- no network -------------------------------------------------------------------------------------
+
+NETWORK_ATTEMPTS: list[str] = []
+
+
+class NetworkBlockedError(OSError):
+    """A framework tried to reach the network during the benchmark."""
+
+
+def _block_network() -> None:
+    """Make every non-Unix socket connection and every name lookup fail (and count it)."""
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def refuse(what: str) -> NetworkBlockedError:
+        NETWORK_ATTEMPTS.append(what)
+        return NetworkBlockedError(f"bench/loop_inmemory.py blocks the network: {what}")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if self.family != socket.AF_UNIX:
+            raise refuse(f"connect {address!r}")
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if self.family != socket.AF_UNIX:
+            raise refuse(f"connect_ex {address!r}")
+        return real_connect_ex(self, address)
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        raise refuse(f"create_connection {address!r}")
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        raise refuse(f"getaddrinfo {host!r}")
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    socket.create_connection = create_connection  # type: ignore[assignment]
+    socket.getaddrinfo = getaddrinfo
+
+
+# --- measurement ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    """One timed run: its wall time and the model-call timestamps recorded during it."""
+
+    elapsed_ns: int
+    calls_ns: list[int]
+
+
+@dataclass
+class Series:
+    """All timed runs of one framework."""
+
+    samples: list[Sample] = field(default_factory=list)
+
+    def us_per_turn(self, turns: int) -> float:
+        return statistics.median(s.elapsed_ns / turns / 1000.0 for s in self.samples)
+
+    def flatness(self) -> float | None:
+        ratios = [ratio for s in self.samples if (ratio := _flatness(s.calls_ns)) is not None]
+        return statistics.median(ratios) if ratios else None
+
+    def turn_us(self) -> tuple[float, float] | None:
+        """Median of the mean first-10 and last-10 per-turn times, in µs."""
+        pairs = [pair for s in self.samples if (pair := _edges(s.calls_ns)) is not None]
+        if not pairs:
+            return None
+        return statistics.median(p[0] for p in pairs) / 1000.0, statistics.median(p[1] for p in pairs) / 1000.0
+
+
+def _edges(calls_ns: list[int]) -> tuple[float, float] | None:
+    gaps = [b - a for a, b in itertools.pairwise(calls_ns)]
+    if len(gaps) < 20:
+        return None
+    return statistics.fmean(gaps[:10]), statistics.fmean(gaps[-10:])
+
+
+def _flatness(calls_ns: list[int]) -> float | None:
+    edges = _edges(calls_ns)
+    return None if edges is None else edges[1] / edges[0]
+
+
+# A runner builds everything a run needs and returns (calls_ns, the timed coroutine's factory).
+Prepared = tuple[list[int], Callable[[], Awaitable[None]]]
+
+
+async def _timed(prepare: Callable[[int], Prepared], turns: int) -> Sample:
+    calls_ns, run = prepare(turns)
+    gc.collect()
+    start = time.perf_counter_ns()
+    await run()
+    elapsed = time.perf_counter_ns() - start
+    if len(calls_ns) != turns:
+        raise RuntimeError(f"expected {turns} model calls, the framework made {len(calls_ns)}")
+    return Sample(elapsed, calls_ns)
+
+
+# --- ours -------------------------------------------------------------------------------------------
+
+
+def prepare_ours(turns: int) -> Prepared:
+    from collections.abc import AsyncIterator
+
+    from runtime_core.agents import AgentSpec, Limits, RecoveryConfig
+    from runtime_core.function_tools import tool
+    from runtime_core.messages import AssistantMessage
+    from runtime_core.providers import FinishReason, ModelRequest, ModelResponse, StreamChunk
+    from runtime_core.runs import RunStatus
+    from runtime_core.tools import ToolCall, ToolEffect
+    from runtime_execution import AgentLoop, LocalToolRegistry, complete_task
+
+    calls_ns: list[int] = []
+    responses = [
+        ModelResponse(
+            model="m",
+            message=AssistantMessage(
+                tool_calls=(ToolCall(id=f"call_{turn}", name="bench:echo", arguments={"text": "x"}),)
+            ),
+            finish_reason=FinishReason.TOOL_CALLS,
+        )
+        for turn in range(1, turns)
+    ]
+    responses.append(
+        ModelResponse(
+            model="m",
+            message=AssistantMessage(
+                tool_calls=(ToolCall(id=f"call_{turns}", name="complete_task", arguments={"summary": "done"}),)
+            ),
+            finish_reason=FinishReason.TOOL_CALLS,
+        )
+    )
+    replies = iter(responses)
+
+    class BenchModel:
+        name = "bench"
+
+        async def complete(self, request: ModelRequest) -> ModelResponse:
+            calls_ns.append(time.perf_counter_ns())
+            return next(replies)
+
+        def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]:
+            raise NotImplementedError("the benchmark drives complete() only")
+
+    @tool(name="bench:echo", effect=ToolEffect.NONE)
+    async def echo(text: str) -> str:
+        """Return the text unchanged."""
+        return text
+
+    loop = AgentLoop(providers=[BenchModel()], tools=LocalToolRegistry([echo, complete_task]))
+    agent = AgentSpec(
+        name="bench",
+        model="bench:m",
+        tools=("bench:*",),
+        limits=Limits(max_turns=turns + 10),
+        recovery=RecoveryConfig(enabled=False),
+    )
+
+    async def run() -> None:
+        result = await loop.run(agent, "task")
+        if result.status != RunStatus.COMPLETED or result.turns != turns:
+            raise RuntimeError(f"ours: expected a completed run of {turns} turns, got {result!r}")
+
+    return calls_ns, run
+
+
+# --- Pydantic AI ------------------------------------------------------------------------------------
+
+
+def prepare_pydantic_ai(turns: int) -> Prepared:
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+    from pydantic_ai.usage import UsageLimits
+
+    calls_ns: list[int] = []
+    echoed: list[str] = []
+    responses = [
+        ModelResponse(parts=[ToolCallPart(tool_name="echo", args={"text": "x"}, tool_call_id=f"call_{turn}")])
+        for turn in range(1, turns)
+    ]
+    responses.append(ModelResponse(parts=[TextPart(content="done")]))
+    replies = iter(responses)
+
+    async def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        calls_ns.append(time.perf_counter_ns())
+        return next(replies)
+
+    async def echo(text: str) -> str:
+        """Return the text unchanged."""
+        echoed.append(text)
+        return text
+
+    agent = Agent(FunctionModel(model), tools=[echo])
+    # The default request_limit (50) would stop a 50-turn run before its last request.
+    limits = UsageLimits(request_limit=turns + 10)
+
+    async def run() -> None:
+        result = await agent.run("task", usage_limits=limits)
+        if result.output != "done" or len(echoed) != turns - 1:
+            raise RuntimeError(f"pydantic-ai: unexpected run: output={result.output!r}, echo calls={len(echoed)}")
+
+    return calls_ns, run
+
+
+# --- OpenAI Agents SDK ------------------------------------------------------------------------------
+
+
+def prepare_openai_agents(turns: int) -> Prepared:
+    from agents import Agent, ModelSettings, Runner, Tool, function_tool
+    from agents.agent_output import AgentOutputSchemaBase
+    from agents.handoffs import Handoff
+    from agents.items import ModelResponse, TResponseInputItem, TResponseOutputItem
+    from agents.models.interface import Model, ModelTracing
+    from agents.usage import Usage
+    from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
+
+    calls_ns: list[int] = []
+    echoed: list[str] = []
+    outputs: list[list[TResponseOutputItem]] = [
+        [ResponseFunctionToolCall(type="function_call", call_id=f"call_{turn}", name="echo", arguments='{"text":"x"}')]
+        for turn in range(1, turns)
+    ]
+    outputs.append(
+        [
+            ResponseOutputMessage(
+                id=f"msg_{turns}",
+                type="message",
+                role="assistant",
+                status="completed",
+                content=[ResponseOutputText(type="output_text", text="done", annotations=[])],
+            )
+        ]
+    )
+    replies = iter([ModelResponse(output=output, usage=Usage(), response_id=None) for output in outputs])
+
+    class BenchModel(Model):
+        async def get_response(
+            self,
+            system_instructions: str | None,
+            input: str | list[TResponseInputItem],
+            model_settings: ModelSettings,
+            tools: list[Tool],
+            output_schema: AgentOutputSchemaBase | None,
+            handoffs: list[Handoff],
+            tracing: ModelTracing,
+            *,
+            previous_response_id: str | None,
+            conversation_id: str | None,
+            prompt: Any | None,
+        ) -> ModelResponse:
+            calls_ns.append(time.perf_counter_ns())
+            return next(replies)
+
+        def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError("the benchmark drives get_response() only")
+
+    @function_tool
+    async def echo(text: str) -> str:
+        """Return the text unchanged."""
+        echoed.append(text)
+        return text
+
+    agent = Agent(name="bench", instructions="", model=BenchModel(), tools=[echo])
+
+    async def run() -> None:
+        # The default max_turns (10) would stop the run long before its end.
+        result = await Runner.run(agent, "task", max_turns=turns + 10)
+        if result.final_output != "done" or len(echoed) != turns - 1:
+            raise RuntimeError(
+                f"openai-agents: unexpected run: output={result.final_output!r}, echo calls={len(echoed)}"
+            )
+
+    return calls_ns, run
+
+
+PREPARE: dict[str, Callable[[int], Prepared]] = {
+    "ours": prepare_ours,
+    "pydantic_ai": prepare_pydantic_ai,
+    "openai_agents": prepare_openai_agents,
+}
+
+
+# --- driver -----------------------------------------------------------------------------------------
+
+
+async def measure(turns: int, runs: int, *, gc_freeze: bool = True) -> tuple[dict[str, Series], dict[str, str]]:
+    """Warm every framework up once, then time `runs` interleaved runs of each."""
+    series: dict[str, Series] = {}
+    errors: dict[str, str] = {}
+    for name in FRAMEWORKS:
+        try:
+            await _timed(PREPARE[name], turns)  # warm-up: imports, schema building, caches
+        except ImportError as exc:  # e.g. ours before the agent loop lands: still measure the peers
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        series[name] = Series()
+    if gc_freeze:
+        # Three frameworks share one process: without this, every full collection during a run also
+        # scans the other two frameworks' modules, and whoever allocates most pays most for them.
+        gc.collect()
+        gc.freeze()
+    for _ in range(runs):
+        for name in series:
+            series[name].samples.append(await _timed(PREPARE[name], turns))
+    return series, errors
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return None if numerator is None or not denominator else numerator / denominator
+
+
+def report(
+    series: dict[str, Series], errors: dict[str, str], turns: int, runs: int, *, gc_freeze: bool = True
+) -> dict[str, Any]:
+    us = {name: (series[name].us_per_turn(turns) if name in series else None) for name in FRAMEWORKS}
+    ours = us["ours"]
+    ratio_pydantic = _ratio(us["pydantic_ai"], ours)
+    met = ours is not None and ours <= TARGET_US_PER_TURN and (ratio_pydantic or 0.0) >= TARGET_RATIO_VS_PYDANTIC_AI
+    edges = {name: s.turn_us() for name, s in series.items()}
+    flatness = {name: (series[name].flatness() if name in series else None) for name in FRAMEWORKS}
+    return {
+        "benchmark": "loop_inmemory",
+        "turns": turns,
+        "runs": runs,
+        "gc_frozen": gc_freeze,
+        "ours_us_per_turn": ours,
+        "pydantic_ai_us_per_turn": us["pydantic_ai"],
+        "openai_agents_us_per_turn": us["openai_agents"],
+        "ratio_vs_pydantic_ai": ratio_pydantic,
+        "ratio_vs_openai_agents": _ratio(us["openai_agents"], ours),
+        "flatness": flatness,
+        "first_last_10_turn_us": {name: list(pair) if pair else None for name, pair in edges.items()},
+        "target": {
+            "ours_us_per_turn_max": TARGET_US_PER_TURN,
+            "ratio_vs_pydantic_ai_min": TARGET_RATIO_VS_PYDANTIC_AI,
+            "met": met,
+            "flatness_max": FLATNESS_MAX,
+            "ours_flat": None if flatness["ours"] is None else flatness["ours"] <= FLATNESS_MAX,
+        },
+        "errors": errors,
+        "network_attempts": len(NETWORK_ATTEMPTS),
+        "versions": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            **{name: _version(dist) for name, dist in DIST.items()},
+            "pydantic": _version("pydantic"),
+        },
+    }
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def print_human(result: dict[str, Any]) -> None:
+    versions = result["versions"]
+    print(
+        f"loop_inmemory: {result['turns']} turns, median of {result['runs']} runs, python {versions['python']}, "
+        f"gc {'frozen after warm-up' if result['gc_frozen'] else 'not frozen'}"
+    )
+    print(f"{'framework':<15} {'version':<10} {'us/turn':>9} {'flatness':>9}  first/last 10 turns (us)")
+    for name in FRAMEWORKS:
+        edges = result["first_last_10_turn_us"].get(name)
+        pair = f"{edges[0]:.1f} / {edges[1]:.1f}" if edges else "n/a"
+        print(
+            f"{name:<15} {versions[name] or '?':<10} {_fmt(result[f'{name}_us_per_turn'], '9.1f'):>9} "
+            f"{_fmt(result['flatness'][name], '9.2f'):>9}  {pair}"
+        )
+    print(
+        f"ratio (peer / ours): pydantic-ai {_fmt(result['ratio_vs_pydantic_ai'], '.1f')}, "
+        f"openai-agents {_fmt(result['ratio_vs_openai_agents'], '.1f')}"
+    )
+    target = result["target"]
+    print(
+        f"target: ours <= {target['ours_us_per_turn_max']:.0f} us/turn and ratio vs pydantic-ai >= "
+        f"{target['ratio_vs_pydantic_ai_min']:.0f}: {'met' if target['met'] else 'MISSED'}"
+    )
+    if target["ours_flat"] is not None:
+        verdict = "flat" if target["ours_flat"] else "NOT flat: per-turn cost grows with the history"
+        print(f"ours per-turn time (last 10 / first 10 turns <= {target['flatness_max']}): {verdict}")
+    for name, error in result["errors"].items():
+        print(f"{name}: not measured: {error}")
+    if result["network_attempts"]:
+        print(f"warning: {result['network_attempts']} network attempts were blocked: {NETWORK_ATTEMPTS[:3]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--turns", type=int, default=50, help="model turns per run (>= 21 for flatness; default 50)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per framework (default 5)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
+    parser.add_argument(
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="do not gc.freeze() the warmed-up heap before the timed runs (see the module docstring)",
+    )
+    args = parser.parse_args(argv)
+    if args.turns < 2 or args.runs < 1:
+        parser.error("--turns must be >= 2 and --runs >= 1")
+
+    _block_network()
+    from agents import set_tracing_disabled
+
+    set_tracing_disabled(True)
+    series, errors = asyncio.run(measure(args.turns, args.runs, gc_freeze=args.gc_freeze))
+    result = report(series, errors, args.turns, args.runs, gc_freeze=args.gc_freeze)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_human(result)
+    return 1 if args.check and not result["target"]["met"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
