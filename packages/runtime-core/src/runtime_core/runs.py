@@ -7,7 +7,7 @@ from typing import Self
 
 from pydantic import AwareDatetime, Field, JsonValue, NonNegativeInt, model_validator
 
-from runtime_core._base import FrozenModel
+from runtime_core._base import FrozenModel, trusted
 from runtime_core.agents import AgentSpec
 from runtime_core.events import (
     ApprovalRequestedPayload,
@@ -41,6 +41,21 @@ class RunStatus(StrEnum):
 
 
 _TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+_PROJECTED = frozenset(
+    {
+        "run.started",
+        "run.resumed",
+        "approval.resolved",
+        "approval.requested",
+        "run.paused",
+        "run.completed",
+        "run.failed",
+        "run.cancelled",
+        "turn.finished",
+        "model.responded",
+    }
+)
+"""Event types that change a run record beyond ``last_seq`` and ``updated_at``."""
 
 
 class Run(FrozenModel):
@@ -97,8 +112,11 @@ class Run(FrozenModel):
         """Return the run after `events`, in order (the projection every run store maintains)."""
         status, reason, turns, usage, updated = self.status, self.reason, self.turns, self.usage, self.updated_at
         for event in events:
-            updated = max(updated, event.ts)
+            if event.ts > updated:
+                updated = event.ts
             payload = event.payload
+            if payload.type not in _PROJECTED:
+                continue
             match payload.type:
                 case "run.started" | "run.resumed" | "approval.resolved":
                     if not status.is_terminal:
@@ -123,15 +141,18 @@ class Run(FrozenModel):
                 case _:
                     pass
         last_seq = events[-1].seq if events else self.last_seq
-        return self.model_copy(
-            update={
+        # Every value comes from a valid run or a validated event: copy without validation (hot path).
+        return trusted(
+            Run,
+            {
+                **self.__dict__,
                 "status": status,
                 "reason": reason,
                 "turns": turns,
                 "usage": usage,
                 "updated_at": updated,
                 "last_seq": last_seq,
-            }
+            },
         )
 
 

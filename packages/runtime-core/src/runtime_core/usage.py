@@ -6,7 +6,7 @@ import math
 
 from pydantic import Field, NonNegativeInt, field_validator
 
-from runtime_core._base import FrozenModel
+from runtime_core._base import FrozenModel, trusted
 
 __all__ = ["Usage"]
 
@@ -36,10 +36,17 @@ class Usage(FrozenModel):
         return self.input_tokens + self.output_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
-            requests=self.requests + other.requests,
-            cost_usd=self.cost_usd + other.cost_usd,
+        cost = self.cost_usd + other.cost_usd
+        if not math.isfinite(cost):
+            raise ValueError("cost_usd overflowed")
+        # Sums of valid counts are valid: skip validation, which costs more than the additions.
+        return trusted(
+            Usage,
+            {
+                "input_tokens": self.input_tokens + other.input_tokens,
+                "output_tokens": self.output_tokens + other.output_tokens,
+                "cached_input_tokens": self.cached_input_tokens + other.cached_input_tokens,
+                "requests": self.requests + other.requests,
+                "cost_usd": cost,
+            },
         )

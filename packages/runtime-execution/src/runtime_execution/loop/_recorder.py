@@ -10,12 +10,16 @@ from datetime import timedelta
 from runtime_core.checkpoints import Checkpoint
 from runtime_core.clock import Clock
 from runtime_core.events import Event, EventDraft, EventPayload, EventSink
-from runtime_core.ids import IdGenerator
 from runtime_core.stores import Lease, RunStore
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "event_id"]
 
 _log = logging.getLogger("runtime_execution.loop")
+
+
+def event_id(run_id: str, seq: int) -> str:
+    """The id of the event a run records at `seq`: unique, stable, and free to compute."""
+    return f"{run_id}.{seq}"
 
 
 class Recorder:
@@ -32,7 +36,7 @@ class Recorder:
         lease: Lease,
         *,
         agent_id: str,
-        ids: IdGenerator,
+        next_seq: int,
         clock: Clock,
         sink: EventSink | None,
         listener: Callable[[Sequence[Event]], None],
@@ -41,7 +45,7 @@ class Recorder:
         self._store = store
         self._lease = lease
         self._agent_id = agent_id
-        self._ids = ids
+        self._next_seq = next_seq
         self._clock = clock
         self._sink = sink
         self._listener = listener
@@ -57,10 +61,13 @@ class Recorder:
 
     def add(self, payload: EventPayload, *, turn: int, tool_call_id: str | None = None) -> None:
         """Buffer an event for the next commit."""
+        # Ids follow the seq the store will give the event: drafts are committed in the order they are
+        # added, so a run's n-th event is always "<run_id>.<n>" (and a retried boundary is a duplicate).
+        seq, self._next_seq = self._next_seq, self._next_seq + 1
         self._pending.append(
             EventDraft.trusted(
                 payload,
-                id=self._ids.new_id("evt"),
+                id=event_id(self._lease.run_id, seq),
                 ts=self._clock.now(),
                 agent_id=self._agent_id,
                 turn=turn,

@@ -115,6 +115,8 @@ def plan_groups(
         Groups of indices into `calls`, to run one group after another. Groups are not capped in size;
         the caller limits how many calls of a group run at once.
     """
+    if len(calls) < 2:
+        return [list(range(len(calls)))] if calls else []
     accesses = [resources(call, spec) for call, spec in zip(calls, specs, strict=True)]
     group_of: list[int] = []
     groups: list[list[int]] = []
