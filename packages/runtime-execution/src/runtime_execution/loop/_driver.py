@@ -98,6 +98,15 @@ class DriverConfig:
 
 
 @dataclass(slots=True)
+class _Running:
+    """A call recorded as started: whether it began to run, and the task running it (in a group)."""
+
+    call: ToolCall
+    ran: bool = False
+    task: asyncio.Task[ToolResult] | None = None
+
+
+@dataclass(slots=True)
 class _Turn:
     """Bookkeeping of the turn in progress."""
 
@@ -173,8 +182,8 @@ class Driver:
             (m.content for m in reversed(state.messages) if isinstance(m, AssistantMessage) and m.content), None
         )
         self._turn: _Turn | None = None
-        self._inflight: list[tuple[ToolCall, asyncio.Task[ToolResult] | None]] = []
-        """Calls recorded as started whose outcome is not recorded yet, with the task running each."""
+        self._inflight: list[_Running] = []
+        """Calls recorded as started whose outcome is not recorded yet."""
         self._status = AgentStatus.IDLE
 
     # -- entry -------------------------------------------------------------------------------------------
@@ -583,20 +592,45 @@ class Driver:
         if any(item.spec is not None and item.spec.effect is not ToolEffect.NONE for item, _ in ready):
             # Write-ahead: the ledger must show these calls started before any of them can act.
             await self._commit_turn(CheckpointStatus.OPEN)
+        self._inflight = [_Running(item.call) for item, _ in ready]
+        if len(ready) == 1:
+            results = [await self._run_alone(*ready[0])]
+        else:
+            results = await self._run_together(ready)
+        self._inflight = []
+        for result in results:
+            self._record_outcome(result)
+
+    def _timeout(self, item: Screened) -> float:
+        spec = item.spec
+        assert spec is not None
+        return spec.timeout_s or self._agent.limits.tool_timeout_s
+
+    async def _run_alone(self, item: Screened, context: ToolContext) -> ToolResult:
+        """Run a single call in the driver's own task (no task to spawn, no loop iteration to wait)."""
+        try:
+            with self._interruptible():
+                self._inflight[0].ran = True
+                # A cancellation can only land while the tool itself awaits, so the call did not finish.
+                return await self._config.pipeline.execute(item, context, self._timeout(item))
+        except asyncio.CancelledError:
+            self._cancelled_here()
+
+    async def _run_together(self, ready: list[tuple[Screened, ToolContext]]) -> list[ToolResult]:
+        """Run a group's calls as tasks, at most ``max_parallel`` at once."""
+        pipeline = self._config.pipeline
         limit = asyncio.Semaphore(self._agent.limits.max_parallel)
 
         async def run_one(item: Screened, context: ToolContext) -> ToolResult:
             async with limit:
-                spec = item.spec
-                assert spec is not None
-                return await pipeline.execute(item, context, spec.timeout_s or self._agent.limits.tool_timeout_s)
+                return await pipeline.execute(item, context, self._timeout(item))
 
-        self._inflight = [(item.call, None) for item, _ in ready]
         tasks: list[asyncio.Task[ToolResult]] = []
         try:
             with self._interruptible():
                 tasks = [asyncio.create_task(run_one(item, context)) for item, context in ready]
-                self._inflight = [(item.call, task) for (item, _), task in zip(ready, tasks, strict=True)]
+                for running, task in zip(self._inflight, tasks, strict=True):
+                    running.task = task
                 await asyncio.wait(tasks)
         except asyncio.CancelledError:
             self._cancelled_here()
@@ -604,9 +638,7 @@ class Driver:
             for task in tasks:
                 if not task.done():
                     task.cancel()  # cancelled from outside the run: leave no tool running
-        self._inflight = []
-        for task in tasks:
-            self._record_outcome(task.result())  # execute() turns every tool failure into a result
+        return [task.result() for task in tasks]  # execute() turns every tool failure into a result
 
     def _record_outcome(self, result: ToolResult) -> None:
         number = self._turn_number
@@ -710,21 +742,23 @@ class Driver:
         return self._result(RunStatus.FAILED, reason, output=self._last_text, error=message)
 
     async def _finish_cancelled(self) -> RunResult:
-        tasks = [task for _, task in self._inflight if task is not None]
+        tasks = [running.task for running in self._inflight if running.task is not None]
         if tasks:
             await asyncio.wait(tasks)  # they were cancelled with the run: let them wind down
-        for call, task in self._inflight:
+        for running in self._inflight:
+            task = running.task
             if task is not None and not task.cancelled():
                 self._record_outcome(task.result())  # finished before the cancellation reached it
                 continue
+            ran = running.ran or task is not None
             message = (
-                "the run was cancelled before this call ran"
-                if task is None
-                else "the run was cancelled while this call ran: what it did until then stands (a tool running "
+                "the run was cancelled while this call ran: what it did until then stands (a tool running "
                 "in a worker thread may still finish its work)"
+                if ran
+                else "the run was cancelled before this call ran"
             )
-            details: dict[str, JsonValue] = {"cancelled": True, "ran": task is not None}
-            self._record_outcome(failed_result(call, ToolErrorCode.EXECUTION_FAILED, message, details))
+            details: dict[str, JsonValue] = {"cancelled": True, "ran": ran}
+            self._record_outcome(failed_result(running.call, ToolErrorCode.EXECUTION_FAILED, message, details))
         self._inflight = []
         payload = RunCancelledPayload(reason=self._control.cancel_reason)
         self._set_status(AgentStatus.ERROR)
