@@ -465,32 +465,6 @@ class EventDraft(FrozenModel):
         return self
 
     @classmethod
-    def trusted(
-        cls,
-        payload: EventPayload,
-        *,
-        id: str,
-        ts: AwareDatetime,
-        agent_id: str,
-        turn: int,
-        tool_call_id: str | None,
-    ) -> EventDraft:
-        """Like `of`, without validation: for writers whose arguments are valid by construction."""
-        return trusted(
-            EventDraft,
-            {
-                "id": id,
-                "type": _EVENT_TYPES[payload.type],
-                "ts": ts,
-                "turn": turn,
-                "agent_id": agent_id,
-                "tool_call_id": tool_call_id,
-                "payload": payload,
-                "v": 1,
-            },
-        )
-
-    @classmethod
     def of(
         cls,
         payload: EventPayload,
@@ -519,10 +493,59 @@ class Event(EventDraft):
     run_id: str = Field(min_length=1)
     seq: PositiveInt
 
+    @staticmethod
+    def id_for(run_id: str, seq: int) -> str:
+        """The id the agent loop gives the event it records at `seq` of `run_id`: ``"<run_id>.<seq>"``.
+
+        Drafts are committed in the order they are made, so the id is known before the commit, stays
+        the same on every retry of the boundary (a retried boundary is refused as a duplicate) and costs
+        nothing to compute.
+        """
+        return f"{run_id}.{seq}"
+
     @classmethod
     def placed(cls, draft: EventDraft, *, run_id: str, seq: int) -> Event:
-        """Place `draft` in a run log (for run store implementations)."""
+        """Place `draft` in a run log (for run store implementations).
+
+        A draft that already is an `Event` at this place (see `recorded`) is returned as it is.
+        """
+        if type(draft) is Event and draft.seq == seq and draft.run_id == run_id:
+            return draft
         return trusted(cls, {**draft.__dict__, "run_id": run_id, "seq": seq})
+
+    @classmethod
+    def recorded(
+        cls,
+        payload: EventPayload,
+        *,
+        run_id: str,
+        seq: int,
+        ts: AwareDatetime,
+        agent_id: str,
+        turn: int,
+        tool_call_id: str | None = None,
+    ) -> Event:
+        """Build the event a writer expects the store to record at `seq`, without validation.
+
+        For writers on the hot path whose arguments are valid by construction (the payload is a
+        validated model): it skips the validation that `EventDraft.of` does, and a store's `placed`
+        keeps the object instead of copying it. Its id is `id_for(run_id, seq)`.
+        """
+        return trusted(
+            cls,
+            {
+                "id": f"{run_id}.{seq}",
+                "type": _EVENT_TYPES[payload.type],
+                "ts": ts,
+                "turn": turn,
+                "agent_id": agent_id,
+                "tool_call_id": tool_call_id,
+                "payload": payload,
+                "v": 1,
+                "run_id": run_id,
+                "seq": seq,
+            },
+        )
 
 
 @runtime_checkable

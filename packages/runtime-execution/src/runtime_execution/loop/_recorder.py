@@ -12,14 +12,9 @@ from runtime_core.clock import Clock
 from runtime_core.events import Event, EventDraft, EventPayload, EventSink
 from runtime_core.stores import Lease, RunStore
 
-__all__ = ["Recorder", "event_id"]
+__all__ = ["Recorder"]
 
 _log = logging.getLogger("runtime_execution.loop")
-
-
-def event_id(run_id: str, seq: int) -> str:
-    """The id of the event a run records at `seq`: unique, stable, and free to compute."""
-    return f"{run_id}.{seq}"
 
 
 class Recorder:
@@ -61,13 +56,13 @@ class Recorder:
 
     def add(self, payload: EventPayload, *, turn: int, tool_call_id: str | None = None) -> None:
         """Buffer an event for the next commit."""
-        # Ids follow the seq the store will give the event: drafts are committed in the order they are
-        # added, so a run's n-th event is always "<run_id>.<n>" (and a retried boundary is a duplicate).
+        # Drafts are committed in the order they are added: the seq the store will give each is known.
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         self._pending.append(
-            EventDraft.trusted(
+            Event.recorded(
                 payload,
-                id=event_id(self._lease.run_id, seq),
+                run_id=self._lease.run_id,
+                seq=seq,
                 ts=self._clock.now(),
                 agent_id=self._agent_id,
                 turn=turn,

@@ -37,7 +37,7 @@ from runtime_core.spool import SpoolStore
 from runtime_core.stores import RunStore
 from runtime_core.tools import Tool, ToolRegistry
 from runtime_execution.loop._driver import Driver, DriverConfig
-from runtime_execution.loop._recorder import Recorder, event_id
+from runtime_execution.loop._recorder import Recorder
 from runtime_execution.loop.control import RunControl
 from runtime_execution.loop.pipeline import ToolPipeline
 from runtime_execution.loop.scheduling import ResourceResolver, default_resources
@@ -331,7 +331,7 @@ class AgentLoop:
         run_id = run_id or self._ids.new_id("run")
         created = EventDraft.of(
             RunCreatedPayload(agent=agent, task=task, metadata=dict(metadata or {})),
-            id=event_id(run_id, 1),
+            id=Event.id_for(run_id, 1),
             ts=self._clock.now(),
             agent_id=agent.name,
         )
