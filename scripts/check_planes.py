@@ -19,8 +19,8 @@ dependencies". This script proves it, without trusting the developer's workspace
      same-named package from the index).
 3. Unless ``--skip-tests``: run the plane's own tests (``tests/<plane>``) with
    ``uv run --frozen --exact --package <dist> --all-extras --group dev`` in a separate project
-   environment, so that only that package, its dependencies and extras, and the dev tools are importable. A plane without test files yet
-   is reported as such and is not a failure.
+   environment, so that only that package, its dependencies and extras, and the dev tools are
+   importable. A plane without test files yet is reported as such and is not a failure.
 
 Usage::
 

@@ -960,3 +960,35 @@ def test_the_lease_is_renewed_while_a_turn_runs() -> None:
     )
     assert asyncio.run(loop.run(agent(), "Long")).ok
     assert tokens[0] > 1  # renewed (with a new token) during the tool, and the turn still committed
+
+
+def test_arguments_that_are_not_json_reach_the_model_as_invalid_arguments() -> None:
+    class Sloppy:
+        name = "scripted"
+
+        def __init__(self) -> None:
+            self.replies = [
+                AssistantMessage(tool_calls=(ToolCall(id="c1", name="file:list", raw_arguments='{"path": "."'),)),
+                AssistantMessage(tool_calls=(ToolCall(id="c2", name="complete_task", raw_arguments="done!"),)),
+                AssistantMessage(tool_calls=(ToolCall(id="c3", name="complete_task", arguments={"summary": "ok"}),)),
+            ]
+            self.requests: list[Any] = []
+
+        async def complete(self, request: Any) -> Any:
+            from runtime_core.providers import ModelResponse
+
+            self.requests.append(request)
+            return ModelResponse(model="m", message=self.replies[len(self.requests) - 1])
+
+        def stream(self, request: Any) -> Any:
+            raise NotImplementedError
+
+    model = Sloppy()
+    loop = AgentLoop(providers=[model], tools=LocalToolRegistry(builtin_tools()), workspace=Path.cwd())
+    result = asyncio.run(loop.run(agent(), "Sloppy"))
+    assert result.ok
+    assert result.turns == 3
+    shown = [m for m in model.requests[2].messages if isinstance(m, ToolResultMessage)]
+    assert [m.is_error for m in shown] == [True, True]
+    assert "must be a JSON object" in shown[0].content
+    assert '{"path": "."' in shown[0].content

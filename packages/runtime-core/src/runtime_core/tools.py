@@ -126,11 +126,19 @@ class ToolSpec(FrozenModel):
 
 
 class ToolCall(FrozenModel):
-    """A tool call requested by the model. ``id`` is stable and doubles as the idempotency key."""
+    """A tool call requested by the model. ``id`` is stable and doubles as the idempotency key.
+
+    A model may send argument text that is not a JSON object; the call then keeps that text in
+    ``raw_arguments`` (with empty ``arguments``), so that the agent loop can show the model its mistake
+    instead of failing the run.
+    """
 
     id: str = Field(min_length=1)
     name: str = Field(min_length=1, description="As the model sent it; it may name no registered tool.")
     arguments: dict[str, JsonValue] = Field(default_factory=dict)
+    raw_arguments: str | None = Field(
+        default=None, description="The argument text as sent, when it was not a JSON object (arguments is empty)."
+    )
 
 
 class ToolError(FrozenModel):

@@ -74,7 +74,7 @@ from runtime_core.tools import (
 from runtime_core.usage import Usage
 from runtime_execution.loop._recorder import Recorder
 from runtime_execution.loop.control import RunControl
-from runtime_execution.loop.pipeline import Screened, ToolPipeline, failed_result
+from runtime_execution.loop.pipeline import Screened, ToolPipeline, failed_result, malformed_arguments
 from runtime_execution.loop.scheduling import ResourceResolver, plan_groups
 from runtime_execution.loop.states import AgentStatus, can_transition
 
@@ -438,8 +438,9 @@ class Driver:
         timeout = self._agent.limits.tool_timeout_s
         if deadline is not None:
             timeout = max(0.001, min(timeout, deadline - self._config.clock.monotonic()))
-        screened = Screened(call, self._completion, None)
-        result = await self._config.pipeline.execute(screened, tool_context, timeout)
+        result = malformed_arguments(call) or await self._config.pipeline.execute(
+            Screened(call, self._completion, None), tool_context, timeout
+        )
         self._record_outcome(result)
         completion = None if result.error is not None else _completion_input(call)
         if completion is None:

@@ -49,7 +49,7 @@ from runtime_execution.loop.scheduling import PATH_ARGUMENTS, path_values
 from runtime_execution.loop.spooling import SpoolPolicy, spool_output
 from runtime_execution.tools.workspace import Workspace
 
-__all__ = ["Screened", "ToolPipeline", "failed_result"]
+__all__ = ["Screened", "ToolPipeline", "failed_result", "malformed_arguments"]
 
 _SANDBOXED_CATEGORIES = frozenset({"file", "shell"})
 _log = logging.getLogger("runtime_execution.loop")
@@ -81,6 +81,15 @@ def failed_result(
         duration_ms=duration_ms,
         error=ToolError(code=code, message=message, details=to_jsonable_python(details or {}, fallback=repr)),
     )
+
+
+def malformed_arguments(call: ToolCall) -> ToolResult | None:
+    """The ``INVALID_ARGUMENTS`` result of a call whose argument text was not a JSON object, if it was not."""
+    if call.raw_arguments is None:
+        return None
+    shown = call.raw_arguments if len(call.raw_arguments) <= 200 else call.raw_arguments[:200] + "..."
+    message = f"the arguments of {call.name} must be a JSON object; got: {shown}"
+    return failed_result(call, ToolErrorCode.INVALID_ARGUMENTS, message)
 
 
 def _content(data: JsonValue) -> str:
@@ -150,6 +159,9 @@ class ToolPipeline:
         tool = tools.get(call.name)
         if tool is None:
             return Screened(call, None, None, failed_result(call, *_unknown(call.name, tools)))
+        malformed = malformed_arguments(call)
+        if malformed is not None:
+            return Screened(call, tool, None, malformed)
         spec = tool.spec
         if self.policy is not None:
             decision: PolicyDecision | None = self.policy.evaluate(call, spec, context)

@@ -17,20 +17,25 @@ from runtime_core.providers import FinishReason, ModelResponse, TextDelta, ToolC
 from runtime_core.tools import ToolCall
 from runtime_core.usage import Usage
 
+MAX_RAW_ARGUMENTS = 16_384
+"""How much of argument text that is not a JSON object a tool call keeps (in ``raw_arguments``)."""
 
-def parse_arguments(text: str, *, provider: str, tool: str) -> dict[str, object]:
-    """Parse a tool call's JSON arguments text into an object (empty text is ``{}``)."""
+
+def tool_call(call_id: str, name: str, text: str) -> ToolCall:
+    """Build a tool call from its JSON arguments text (empty text is ``{}``).
+
+    Text that is not a JSON object is kept in ``raw_arguments`` rather than failing the reply: it is the
+    model's mistake, and the agent loop answers it with an ``INVALID_ARGUMENTS`` result the model can fix.
+    """
     if not text.strip():
-        return {}
+        return ToolCall(id=call_id, name=name)
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProviderError(
-            f"{provider}: tool call {tool!r} has malformed JSON arguments: {exc}", provider=provider, body=text[:2000]
-        ) from exc
+    except json.JSONDecodeError:
+        value = None
     if not isinstance(value, dict):
-        raise ProviderError(f"{provider}: tool call {tool!r} arguments are not a JSON object", provider=provider)
-    return value
+        return ToolCall(id=call_id, name=name, raw_arguments=text[:MAX_RAW_ARGUMENTS])
+    return ToolCall(id=call_id, name=name, arguments=value)
 
 
 def reply_deltas(text: str | None, tool_calls: Sequence[ToolCall]) -> list[TextDelta | ToolCallDelta]:
@@ -94,8 +99,7 @@ class ResponseAssembler:
                 raise ProviderError(
                     f"{self.provider}: streamed tool call {index} lacks an id or a name", provider=self.provider
                 )
-            arguments = parse_arguments("".join(call.arguments), provider=self.provider, tool=call.name)
-            tool_calls.append(ToolCall(id=call.id, name=call.name, arguments=arguments))
+            tool_calls.append(tool_call(call.id, call.name, "".join(call.arguments)))
         text = "".join(self.text)
         if finish_reason is None:
             finish_reason = FinishReason.TOOL_CALLS if tool_calls else FinishReason.STOP

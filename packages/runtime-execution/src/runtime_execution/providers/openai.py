@@ -58,7 +58,10 @@ def _message(message: Message) -> dict[str, Any]:
             {
                 "id": call.id,
                 "type": "function",
-                "function": {"name": wire_tool_name(call.name), "arguments": json.dumps(call.arguments)},
+                "function": {
+                    "name": wire_tool_name(call.name),
+                    "arguments": call.raw_arguments or json.dumps(call.arguments),
+                },
             }
             for call in message.tool_calls
         ]
