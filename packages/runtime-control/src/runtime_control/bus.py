@@ -41,9 +41,9 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
+from runtime_control.exceptions import StreamOverflowError
 from runtime_core.clock import Clock, SystemClock
 from runtime_core.events import Event, EventType
-from runtime_core.exceptions import AgentRuntimeError
 from runtime_core.ids import IdGenerator, UlidGenerator
 
 __all__ = [
@@ -55,13 +55,12 @@ __all__ = [
     "EventStream",
     "OverflowPolicy",
     "Priority",
-    "StreamOverflowError",
     "Subscription",
 ]
 
 logger = logging.getLogger("runtime_control.bus")
 
-P = TypeVar("P")
+_P = TypeVar("_P")
 
 
 class Priority(StrEnum):
@@ -84,7 +83,7 @@ _RUN_EVENT_PRIORITY = {EventType.ERROR: Priority.HIGH, EventType.RUN_FAILED: Pri
 
 
 @dataclass(frozen=True, slots=True)
-class BusEvent(Generic[P]):
+class BusEvent(Generic[_P]):
     """An event on the bus: a typed payload in the envelope of the spec (§3.9).
 
     Attributes:
@@ -98,7 +97,7 @@ class BusEvent(Generic[P]):
     """
 
     type: str
-    payload: P
+    payload: _P
     id: str
     timestamp: datetime
     source: str | None = None
@@ -139,20 +138,6 @@ class OverflowPolicy(StrEnum):
     """Stop receiving; iteration yields the queued events, then raises `StreamOverflowError`."""
 
 
-class StreamOverflowError(AgentRuntimeError):
-    """An event stream with ``OverflowPolicy.ERROR`` overflowed; events after the queued ones are lost.
-
-    Attributes:
-        pattern: The stream's pattern.
-        maxsize: Its queue size.
-    """
-
-    def __init__(self, *, pattern: str, maxsize: int) -> None:
-        super().__init__(f"event stream {pattern!r} overflowed its queue of {maxsize} events; events were lost")
-        self.pattern = pattern
-        self.maxsize = maxsize
-
-
 def _matcher(pattern: str) -> Callable[[str], bool]:
     """Return the test of an event type against `pattern` (exact, ``prefix.*``/``prefix:*`` or ``*``)."""
     if pattern == "*":
@@ -190,6 +175,7 @@ class Subscription:
         *,
         id: str,
         pattern: str,
+        matches: Callable[[str], bool],
         handler: EventHandler,
         priority: Priority,
         once: bool,
@@ -202,7 +188,7 @@ class Subscription:
         self.priority = priority
         self.once = once
         self._bus = bus
-        self._matches = _matcher(pattern)
+        self._matches = matches
         self._handler = handler
         self._filter = filter
         self._loop = loop
@@ -270,12 +256,12 @@ class EventBus:
     def publish(
         self,
         event_type: str,
-        payload: P,
+        payload: _P,
         *,
         source: str | None = None,
         correlation_id: str | None = None,
-        priority: Priority = Priority.NORMAL,
-    ) -> BusEvent[P]:
+        priority: Priority | str = Priority.NORMAL,
+    ) -> BusEvent[_P]:
         """Publish a typed payload; return its envelope once every synchronous handler has run.
 
         Args:
@@ -283,7 +269,7 @@ class EventBus:
             payload: The event's data.
             source: Who publishes it.
             correlation_id: Groups related events (a run id, a request id).
-            priority: Importance of the event.
+            priority: Importance of the event (a `Priority` or its name).
 
         Returns:
             The published event.
@@ -297,7 +283,7 @@ class EventBus:
             timestamp=self._clock.now(),
             source=source,
             correlation_id=correlation_id,
-            priority=priority,
+            priority=Priority(priority),
         )
         self._dispatch(event)
         return event
@@ -330,7 +316,7 @@ class EventBus:
         pattern: str,
         handler: EventHandler,
         *,
-        priority: Priority = Priority.NORMAL,
+        priority: Priority | str = Priority.NORMAL,
         once: bool = False,
         filter: EventFilter | None = None,
         replay: bool = False,
@@ -341,7 +327,7 @@ class EventBus:
         Args:
             pattern: ``"tool.called"``, ``"tool.*"`` (or ``"tool:*"``), or ``"*"``.
             handler: A function or ``async`` function taking a `BusEvent`.
-            priority: Handlers of higher priority run first.
+            priority: Handlers of higher priority run first (a `Priority` or its name).
             once: End the subscription after the first delivery.
             filter: Deliver only the events for which it returns true.
             replay: First deliver the matching events still in the history, oldest first.
@@ -472,19 +458,21 @@ class EventBus:
         self,
         pattern: str,
         handler: EventHandler,
-        priority: Priority,
+        priority: Priority | str,
         once: bool,
         filter: EventFilter | None,
         *,
         replay: bool,
     ) -> tuple[Subscription, list[BusEvent[Any]]]:
         """Register a subscription and, atomically with it, snapshot the history it may replay."""
+        matches = _matcher(pattern)  # invalid patterns fail before anything is registered
         with self._lock:
             self._order += 1
             subscription = Subscription(
                 self,
                 id=self._ids.new_id("sub"),
                 pattern=pattern,
+                matches=matches,
                 handler=handler,
                 priority=Priority(priority),
                 once=once,

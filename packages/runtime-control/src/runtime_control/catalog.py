@@ -26,16 +26,14 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
-from runtime_core.exceptions import ConfigurationError, NotFoundError
+from runtime_control.exceptions import CatalogError, UnknownModelError
 from runtime_core.usage import Usage
 
 __all__ = [
     "Capability",
-    "CatalogError",
     "LongContextPricing",
     "ModelCatalog",
     "ModelInfo",
-    "UnknownModelError",
 ]
 
 _TOKENS_PER_PRICE_UNIT = 1_000_000
@@ -44,8 +42,7 @@ _SHIPPED = "runtime_control/data/models.toml"
 _TOP_LEVEL_KEYS = frozenset({"models", "source", "as_of"})
 _DERIVED_FIELDS = frozenset({"provider", "id"})
 
-Price = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-"""A list price in USD per million tokens."""
+_Price = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]  # USD per million tokens
 
 
 class Capability(StrEnum):
@@ -63,43 +60,6 @@ class Capability(StrEnum):
     """A native JSON or structured-output mode."""
 
 
-class CatalogError(ConfigurationError):
-    """A catalog file or a set of catalog entries is invalid.
-
-    The message starts with ``path:line:`` when the problem could be located in a file.
-
-    Attributes:
-        path: The offending file, when the entries came from one.
-        line: 1-based line number in `path`, when known.
-    """
-
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
-        super().__init__(message, setting="models")
-        self.path = path
-        self.line = line
-
-
-class UnknownModelError(NotFoundError):
-    """A model is not in the catalog (or a bare model name is ambiguous).
-
-    Attributes:
-        model: The name that was looked up.
-        suggestions: Close matches in the catalog, best first (``"provider:model"`` names).
-    """
-
-    def __init__(self, model: str, *, suggestions: Sequence[str] = (), ambiguous: bool = False) -> None:
-        super().__init__("model", model)
-        self.model = model
-        self.suggestions = tuple(suggestions)
-        if ambiguous:
-            self.message = f"model {model!r} is offered by several providers: use one of {', '.join(self.suggestions)}"
-        elif self.suggestions:
-            self.message = f"{self.message} in the model catalog; did you mean {', '.join(self.suggestions)}?"
-        else:
-            self.message = f"{self.message} in the model catalog; add it with a catalog file (docs/control.md)"
-        self.args = (self.message,)
-
-
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -111,9 +71,9 @@ class LongContextPricing(_Frozen):
     """
 
     above_input_tokens: PositiveInt
-    input_usd_per_mtok: Price
-    output_usd_per_mtok: Price
-    cached_input_usd_per_mtok: Price | None = None
+    input_usd_per_mtok: _Price
+    output_usd_per_mtok: _Price
+    cached_input_usd_per_mtok: _Price | None = None
 
 
 class ModelInfo(_Frozen):
@@ -128,9 +88,9 @@ class ModelInfo(_Frozen):
     aliases: tuple[str, ...] = ()
     context_window: PositiveInt
     max_output_tokens: PositiveInt
-    input_usd_per_mtok: Price
-    output_usd_per_mtok: Price
-    cached_input_usd_per_mtok: Price | None = None
+    input_usd_per_mtok: _Price
+    output_usd_per_mtok: _Price
+    cached_input_usd_per_mtok: _Price | None = None
     capabilities: frozenset[Capability] = frozenset()
     long_context: LongContextPricing | None = None
 
@@ -213,9 +173,9 @@ class ModelCatalog:
         self._models = tuple(models)
         self.source = source
         self.as_of = as_of
-        problems = _name_conflicts(self._models)
-        if problems:
-            raise CatalogError("; ".join(message for _, message in problems))
+        conflicts = _name_conflicts(self._models)
+        if conflicts:
+            raise CatalogError("; ".join(message for _, _, message in conflicts))
         self._by_name: dict[str, ModelInfo] = {}
         self._wildcards: dict[str, ModelInfo] = {}
         self._by_bare: dict[str, list[ModelInfo]] = {}
@@ -481,9 +441,11 @@ def _build(files: Sequence[_File]) -> ModelCatalog:
                 problems.add(
                     source, source.line_of("models", key, *location), f"models.{key!r}.{where}: {detail['msg']}"
                 )
-    for info, message in _name_conflicts(models):
-        source = origin[(info.name, "aliases")] if (info.name, "aliases") in origin else origin[(info.name, "")]
-        problems.add(source, source.line_of("models", info.name, "aliases"), message)
+    for pair in _name_conflicts(models):
+        # Blame the entry that a later file touched: that is where the clash was introduced.
+        candidates = [(origin.get((info.name, "aliases"), origin[(info.name, "")]), info) for info in pair[:2]]
+        source, info = max(candidates, key=lambda candidate: files.index(candidate[0]))
+        problems.add(source, source.line_of("models", info.name, "aliases"), pair[2])
     source_text, as_of = _metadata(files, problems)
     problems.raise_if_any()
     return ModelCatalog(models, source=source_text, as_of=as_of)
@@ -509,14 +471,15 @@ def _metadata(files: Sequence[_File], problems: _Problems) -> tuple[str | None, 
     return source_text, as_of
 
 
-def _name_conflicts(models: Sequence[ModelInfo]) -> list[tuple[ModelInfo, str]]:
-    """Return each entry whose name or alias another entry of its provider already claims."""
+def _name_conflicts(models: Sequence[ModelInfo]) -> list[tuple[ModelInfo, ModelInfo, str]]:
+    """Return ``(entry, earlier entry, message)`` for each name or alias claimed twice within a provider."""
     claimed: dict[str, ModelInfo] = {}
-    conflicts: list[tuple[ModelInfo, str]] = []
+    conflicts: list[tuple[ModelInfo, ModelInfo, str]] = []
     for info in models:
         for name in (info.id, *info.aliases):
             full = f"{info.provider}:{name}"
             owner = claimed.setdefault(full, info)
             if owner is not info:
-                conflicts.append((info, f"{full!r} of {info.name!r} is already the name or an alias of {owner.name!r}"))
+                message = f"{full!r} names both {owner.name!r} and {info.name!r} (as a model id or alias)"
+                conflicts.append((info, owner, message))
     return conflicts

@@ -48,7 +48,7 @@ _NAMED_BACKREF = re.compile(r"\(\?P=([A-Za-z_][A-Za-z0-9_]*)\)")
 _NUMBERED_BACKREF = re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]")
 _SCOPED_FLAGS = {re.IGNORECASE: "i", re.MULTILINE: "m", re.DOTALL: "s", re.VERBOSE: "x"}
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 def redaction_marker(kind: str) -> str:
@@ -247,6 +247,14 @@ class Redactor:
         Matches are taken left to right; where several start at the same place, an existing marker wins
         (it is kept), then the longest known value, then the first pattern in order.
         """
+        # A replacement can turn its neighbour into a match (`AKIA...password=x`: once the key is a
+        # marker, `password` starts a word), so passes repeat until nothing changes. Each replacement
+        # turns text outside markers into a marker, and markers are kept, so this ends.
+        while (redacted := self._redact_once(text)) != text:
+            text = redacted
+        return text
+
+    def _redact_once(self, text: str) -> str:
         upcoming = self._next_starts(text, 0, None)
         pieces: list[str] = []
         copied = 0
@@ -306,7 +314,7 @@ class Redactor:
             f"{whole[match.start() : match.start(group)]}{quote}{marker}{quote}{whole[match.end(group) : match.end()]}"
         )
 
-    def redact(self, value: T) -> T:
+    def redact(self, value: _T) -> _T:
         """Return `value` with every secret in it replaced.
 
         Strings are redacted; dicts (keys and values), lists, tuples, sets and pydantic models are
@@ -324,7 +332,7 @@ class Redactor:
             pydantic.ValidationError: A redacted model no longer validates (a marker replaced a secret
                 in a constrained field); nothing is returned unredacted.
         """
-        return cast(T, self._redact(value))
+        return cast(_T, self._redact(value))
 
     def _redact(self, value: object) -> object:
         if isinstance(value, str):

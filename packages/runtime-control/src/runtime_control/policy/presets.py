@@ -2,8 +2,9 @@
 
 A [`SecurityPolicy`][runtime_control.policy.presets.SecurityPolicy] is the first step of policy evaluation
 (the base permission checker): it says what kinds of tool a run may use at all. Every level enum lists its
-members from the least to the most privileged; that order is what
-[`SecurityPolicy.for_child`][runtime_control.policy.presets.SecurityPolicy.for_child] narrows with.
+members in increasing order (``rank``): permissions from the least to the most privileged, file-system
+isolation from none to full. [`SecurityPolicy.for_child`][runtime_control.policy.presets.SecurityPolicy.for_child]
+narrows with that order.
 """
 
 from __future__ import annotations
