@@ -59,28 +59,54 @@ def _same_json(a: object, b: object) -> bool:
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
-def argument_problems(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
-    """Return what is wrong with `arguments` at the top level of `schema` (empty when nothing is)."""
-    problems: list[str] = []
-    properties = schema.get("properties")
-    properties = properties if isinstance(properties, Mapping) else {}
-    required = schema.get("required")
-    for name in required if isinstance(required, list) else ():
-        if name not in arguments:
-            problems.append(f"missing required argument {name!r}")
-    if schema.get("additionalProperties") is False:
-        unknown = sorted(set(arguments) - set(properties))
-        if unknown:
-            allowed = ", ".join(sorted(properties)) or "none"
+class _Check:
+    """The top level of one schema, digested once: what `argument_problems` needs, ready to use."""
+
+    __slots__ = ("closed", "names", "properties", "required")
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        properties = schema.get("properties")
+        properties = properties if isinstance(properties, Mapping) else {}
+        required = schema.get("required")
+        self.required: tuple[str, ...] = tuple(required) if isinstance(required, list) else ()
+        self.closed = schema.get("additionalProperties") is False
+        self.names = frozenset(properties)
+        self.properties: dict[str, tuple[list[str] | None, list[Any] | None]] = {}
+        for name, prop in properties.items():
+            if isinstance(prop, Mapping):
+                enum = prop.get("enum")
+                self.properties[name] = (_accepted_types(prop), enum if isinstance(enum, list) else None)
+
+    def problems(self, arguments: Mapping[str, Any]) -> list[str]:
+        problems = [f"missing required argument {name!r}" for name in self.required if name not in arguments]
+        if self.closed and not self.names.issuperset(arguments):
+            unknown = sorted(set(arguments) - self.names)
+            allowed = ", ".join(sorted(self.names)) or "none"
             problems.append(f"unknown argument(s) {', '.join(map(repr, unknown))} (allowed: {allowed})")
-    for name, value in arguments.items():
-        prop = properties.get(name)
-        if not isinstance(prop, Mapping):
-            continue
-        accepted = _accepted_types(prop)
-        if accepted is not None and not any(_is(value, json_type) for json_type in accepted):
-            problems.append(f"argument {name!r} must be {' or '.join(accepted)}, got {type(value).__name__}")
-        enum = prop.get("enum")
-        if isinstance(enum, list) and not any(_same_json(value, option) for option in enum):
-            problems.append(f"argument {name!r} must be one of {enum}, got {value!r}")
-    return problems
+        for name, value in arguments.items():
+            rule = self.properties.get(name)
+            if rule is None:
+                continue
+            accepted, enum = rule
+            if accepted is not None and not any(_is(value, json_type) for json_type in accepted):
+                problems.append(f"argument {name!r} must be {' or '.join(accepted)}, got {type(value).__name__}")
+            if enum is not None and not any(_same_json(value, option) for option in enum):
+                problems.append(f"argument {name!r} must be one of {enum}, got {value!r}")
+        return problems
+
+
+_CHECKS: dict[int, tuple[Mapping[str, Any], _Check]] = {}
+_MAX_CHECKS = 4096
+
+
+def argument_problems(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
+    """Return what is wrong with `arguments` at the top level of `schema` (empty when nothing is).
+
+    Each schema is digested once (tool specs are immutable, so their schemas are reused call after call).
+    """
+    cached = _CHECKS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        if len(_CHECKS) >= _MAX_CHECKS:
+            _CHECKS.clear()
+        cached = _CHECKS[id(schema)] = (schema, _Check(schema))  # keeps `schema` alive: its id stays unique
+    return cached[1].problems(arguments)

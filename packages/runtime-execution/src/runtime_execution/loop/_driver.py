@@ -429,12 +429,6 @@ class Driver:
         assert turn is not None
         self._check_cancel()
         tool_context = self._tool_context(call)
-        spec = self._completion.spec
-        self._recorder.add(
-            ToolStartedPayload(tool_name=call.name, effect=spec.effect, idempotency_key=call.id),
-            turn=turn.number,
-            tool_call_id=call.id,
-        )
         timeout = self._agent.limits.tool_timeout_s
         if deadline is not None:
             timeout = max(0.001, min(timeout, deadline - self._config.clock.monotonic()))
@@ -582,11 +576,13 @@ class Driver:
                 continue
             spec = item.spec
             assert spec is not None
-            self._recorder.add(
-                ToolStartedPayload(tool_name=spec.name, effect=spec.effect, idempotency_key=item.call.id),
-                turn=number,
-                tool_call_id=item.call.id,
-            )
+            if spec.effect is not ToolEffect.NONE:
+                # The side-effect ledger: only calls that can change the world need a start record.
+                self._recorder.add(
+                    ToolStartedPayload(tool_name=spec.name, effect=spec.effect, idempotency_key=item.call.id),
+                    turn=number,
+                    tool_call_id=item.call.id,
+                )
             ready.append((item, context))
         if not ready:
             return
