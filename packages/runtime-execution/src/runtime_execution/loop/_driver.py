@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -227,13 +227,6 @@ class Driver:
         if self._control.cancelled:
             raise _Cancelled
 
-    @contextlib.contextmanager
-    def _interruptible(self) -> Iterator[None]:
-        """A section `cancel` may interrupt; entered only if the run is not cancelled already."""
-        self._check_cancel()
-        with self._control.interruptible():
-            yield
-
     async def _between_turns(self) -> None:
         self._check_cancel()
         if self._control.paused:
@@ -333,7 +326,7 @@ class Driver:
         if deadline is not None:
             timeout = min(timeout, max(0.0, deadline - self._config.clock.monotonic()))
         try:
-            with self._interruptible():
+            with self._control.interruptible():
                 async with asyncio.timeout(timeout):
                     return await (self._stream(request) if self._stream_model else self._provider.complete(request))
         except TimeoutError:
@@ -530,7 +523,7 @@ class Driver:
             return None
         self._set_status(AgentStatus.WAITING_CONFIRMATION)
         try:
-            with self._interruptible():
+            with self._control.interruptible():
                 resolution = await self._config.approvals.decide(approval)
         except asyncio.CancelledError:
             self._cancelled_here()
@@ -606,7 +599,7 @@ class Driver:
     async def _run_alone(self, item: Screened, context: ToolContext) -> ToolResult:
         """Run a single call in the driver's own task (no task to spawn, no loop iteration to wait)."""
         try:
-            with self._interruptible():
+            with self._control.interruptible():
                 self._inflight[0].ran = True
                 # A cancellation can only land while the tool itself awaits, so the call did not finish.
                 return await self._config.pipeline.execute(item, context, self._timeout(item))
@@ -624,7 +617,7 @@ class Driver:
 
         tasks: list[asyncio.Task[ToolResult]] = []
         try:
-            with self._interruptible():
+            with self._control.interruptible():
                 tasks = [asyncio.create_task(run_one(item, context)) for item, context in ready]
                 for running, task in zip(self._inflight, tasks, strict=True):
                     running.task = task

@@ -8,11 +8,29 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 __all__ = ["RunControl"]
+
+
+class _Section:
+    """The interruptible section of a `RunControl` (a plain class: entered twice per turn, it must be cheap)."""
+
+    __slots__ = ("_control",)
+
+    def __init__(self, control: RunControl) -> None:
+        self._control = control
+
+    def __enter__(self) -> None:
+        if self._control._cancelled:
+            raise asyncio.CancelledError
+        self._control._interruptible = True
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._control._interruptible = False
 
 
 class RunControl:
@@ -34,6 +52,7 @@ class RunControl:
         self._resume_reason: str | None = None
         self._task: asyncio.Task[Any] | None = None
         self._interruptible = False
+        self._section = _Section(self)
 
     # -- signals -------------------------------------------------------------------------------------
 
@@ -98,18 +117,14 @@ class RunControl:
         """Attach the task driving the run, so that `cancel` can interrupt it."""
         self._task = task
 
-    @contextmanager
-    def interruptible(self) -> Iterator[None]:
-        """Mark a section (a model call, running tools) that `cancel` may interrupt.
+    def interruptible(self) -> _Section:
+        """Mark a section (a model call, running tools) that `cancel` may interrupt: ``with ...:``.
 
         Outside such sections a cancellation is only noted and the driver acts on it at its next check,
-        so that it never interrupts a write to the run log.
+        so that it never interrupts a write to the run log. Entering a section of a run that is already
+        cancelled raises `asyncio.CancelledError` at once.
         """
-        self._interruptible = True
-        try:
-            yield
-        finally:
-            self._interruptible = False
+        return self._section
 
     def take_thoughts(self) -> list[str]:
         """Remove and return the queued thoughts."""
