@@ -2,7 +2,7 @@
 
 Run (from the workspace root)::
 
-    uv run python bench/policy_decision.py [--runs 7] [--decisions 20000] [--json] [--check]
+    uv run python bench/policy.py [--runs 7] [--decisions 20000] [--json] [--check]
 
 Scenarios, each an engine with 100 rules (the ``balanced`` preset, the default allowlist):
 
