@@ -12,11 +12,10 @@ from runtime_control.tokens import (
     DEFAULT_ENCODING,
     HeuristicTokenCounter,
     TiktokenCounter,
-    TokenCounter,
     estimate_tokens,
 )
 from runtime_core.messages import AssistantMessage, Message, SystemMessage, ToolResultMessage, UserMessage
-from runtime_core.providers import ModelRequest
+from runtime_core.providers import ModelRequest, TokenCounter
 from runtime_core.tools import ToolCall, ToolSpec
 
 CALL = ToolCall(id="call_1", name="file:read", arguments={"path": "README.md"})

@@ -22,6 +22,8 @@ from pydantic.fields import FieldInfo
 
 from runtime_core import (
     Approval,
+    ApprovalDecision,
+    ApprovalResolution,
     ApprovalStatus,
     CheckpointSnapshot,
     CompleteTaskInput,
@@ -194,6 +196,7 @@ _FIXUPS: dict[type[BaseModel], Callable[[dict[str, Any]], dict[str, Any]]] = {
     EventDraft: lambda v: {**v, "type": EventType(v["payload"].type)},
     Event: lambda v: {**v, "type": EventType(v["payload"].type)},
     CheckpointSnapshot: lambda v: {**v, "turn": v["state"].turn},
+    ApprovalResolution: lambda v: {**v, "decision": ApprovalDecision.DENY} if v["expired"] else v,
 }
 
 

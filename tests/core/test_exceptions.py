@@ -13,6 +13,7 @@ from runtime_core import exceptions
 from runtime_core.exceptions import (
     AgentRuntimeError,
     AlreadyExistsError,
+    ApprovalResolvedError,
     BudgetExhaustedError,
     CheckpointChainError,
     ConfigurationError,
@@ -35,6 +36,7 @@ SAMPLES: list[AgentRuntimeError] = [
     ToolDefinitionError("bad", tool_name="x:y"),
     NotFoundError("run", "run_1"),
     AlreadyExistsError("run", "run_1"),
+    ApprovalResolvedError("apr_1", "denied"),
     RunError("failed", run_id="run_1", reason="no_completion"),
     BudgetExhaustedError("out of tokens", run_id="run_1", limit="tokens"),
     ToolExecutionError("nope", code="TIMEOUT", tool_name="shell:run", details={"after_s": 3}),

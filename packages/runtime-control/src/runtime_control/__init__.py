@@ -56,7 +56,6 @@ from runtime_control.tokens import (
     DEFAULT_ENCODING,
     HeuristicTokenCounter,
     TiktokenCounter,
-    TokenCounter,
     estimate_tokens,
 )
 
@@ -110,7 +109,6 @@ __all__ = [
     "DEFAULT_ENCODING",
     "HeuristicTokenCounter",
     "TiktokenCounter",
-    "TokenCounter",
     "estimate_tokens",
     # secret redaction
     "DEFAULT_PATTERNS",

@@ -18,7 +18,7 @@ import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from runtime_core.messages import AssistantMessage, Message, ToolResultMessage
 from runtime_core.providers import ModelRequest
@@ -31,7 +31,6 @@ __all__ = [
     "DEFAULT_ENCODING",
     "HeuristicTokenCounter",
     "TiktokenCounter",
-    "TokenCounter",
     "estimate_tokens",
 ]
 
@@ -42,23 +41,6 @@ _MESSAGE_OVERHEAD = 3  # role and separators of one chat message (OpenAI cookboo
 _REPLY_OVERHEAD = 3  # every reply is primed with <|start|>assistant<|message|>
 _TOOL_CALL_OVERHEAD = 3  # id and framing of one tool call in an assistant message
 _TOOL_SPEC_OVERHEAD = 8  # framing of one tool definition in the request
-
-
-@runtime_checkable
-class TokenCounter(Protocol):
-    """Counts tokens of text, conversations and model requests."""
-
-    def count_text(self, text: str) -> int:
-        """Return the number of tokens of `text`."""
-        ...
-
-    def count_messages(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
-        """Return the prompt tokens of a conversation with its tool definitions."""
-        ...
-
-    def count_request(self, request: ModelRequest) -> int:
-        """Return the prompt tokens of a model request (its messages and tools)."""
-        ...
 
 
 class _ConversationCounter(ABC):

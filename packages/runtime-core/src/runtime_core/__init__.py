@@ -8,9 +8,16 @@ hierarchy; the `tool` decorator; and in-memory reference stores. It depends on p
 from importlib.metadata import version as _version
 
 from runtime_core.agents import DEFAULT_WARNING_TEMPLATE, AgentSpec, ExecutionMode, Limits, RecoveryConfig
-from runtime_core.approvals import Approval, ApprovalDecision, ApprovalHandler, ApprovalResolution, ApprovalStatus
+from runtime_core.approvals import (
+    Approval,
+    ApprovalDecision,
+    ApprovalHandler,
+    ApprovalResolution,
+    ApprovalStatus,
+    ApprovalStore,
+)
 from runtime_core.artifacts import ArtifactEnvelope, ArtifactStore, ArtifactType
-from runtime_core.budgets import Budget, BudgetState
+from runtime_core.budgets import Budget, BudgetLevel, BudgetState, BudgetVerdict
 from runtime_core.checkpoints import (
     Checkpoint,
     CheckpointDelta,
@@ -61,6 +68,7 @@ from runtime_core.events import (
 from runtime_core.exceptions import (
     AgentRuntimeError,
     AlreadyExistsError,
+    ApprovalResolvedError,
     BudgetExhaustedError,
     CheckpointChainError,
     ConfigurationError,
@@ -78,7 +86,7 @@ from runtime_core.exceptions import (
 from runtime_core.function_tools import FunctionTool, tool
 from runtime_core.ids import IdGenerator, SequentialIds, UlidGenerator
 from runtime_core.lineage import LineageEntry, LineageStatus
-from runtime_core.memory import InMemoryArtifactStore, InMemoryRunStore, InMemorySpoolStore
+from runtime_core.memory import InMemoryApprovalStore, InMemoryArtifactStore, InMemoryRunStore, InMemorySpoolStore
 from runtime_core.messages import AssistantMessage, Message, SystemMessage, ToolResultMessage, UserMessage
 from runtime_core.messaging import MessageEnvelope, MessageKind
 from runtime_core.pipeline import RateLimiter, ToolResultCache
@@ -101,9 +109,11 @@ from runtime_core.providers import (
     ResponseComplete,
     StreamChunk,
     TextDelta,
+    TokenCounter,
     ToolCallDelta,
 )
 from runtime_core.reasons import TerminalReason, error_reason, is_valid_reason
+from runtime_core.redaction import Redactor
 from runtime_core.runs import Run, RunResult, RunStatus
 from runtime_core.spool import SpoolRef, SpoolStore
 from runtime_core.stores import Lease, LoadedRun, RunStore
@@ -126,7 +136,7 @@ from runtime_core.tools import (
     is_completion_tool,
     match_tool_pattern,
 )
-from runtime_core.usage import Usage
+from runtime_core.usage import Pricing, Usage
 
 __version__ = _version("runtime-core")
 
@@ -155,6 +165,7 @@ __all__ = [
     "StreamChunk",
     "SystemMessage",
     "TextDelta",
+    "TokenCounter",
     "ToolCallDelta",
     "ToolResultMessage",
     "UserMessage",
@@ -183,7 +194,10 @@ __all__ = [
     "ToolResultCache",
     # usage and budgets
     "Budget",
+    "BudgetLevel",
     "BudgetState",
+    "BudgetVerdict",
+    "Pricing",
     "Usage",
     # governance
     "Approval",
@@ -191,6 +205,7 @@ __all__ = [
     "ApprovalHandler",
     "ApprovalResolution",
     "ApprovalStatus",
+    "ApprovalStore",
     "ArgCondition",
     "ConditionOperator",
     "Escalation",
@@ -200,6 +215,7 @@ __all__ = [
     "PolicyEngine",
     "PolicyOutcome",
     "PolicyRule",
+    "Redactor",
     # run log
     "ApprovalRequestedPayload",
     "ApprovalResolvedPayload",
@@ -248,6 +264,7 @@ __all__ = [
     "ArtifactEnvelope",
     "ArtifactStore",
     "ArtifactType",
+    "InMemoryApprovalStore",
     "InMemoryArtifactStore",
     "InMemoryRunStore",
     "InMemorySpoolStore",
@@ -271,6 +288,7 @@ __all__ = [
     # exceptions
     "AgentRuntimeError",
     "AlreadyExistsError",
+    "ApprovalResolvedError",
     "BudgetExhaustedError",
     "CheckpointChainError",
     "ConfigurationError",

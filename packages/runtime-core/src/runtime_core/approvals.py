@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -11,7 +12,14 @@ from pydantic import AwareDatetime, Field, model_validator
 from runtime_core._base import FrozenModel
 from runtime_core.tools import ToolCall
 
-__all__ = ["Approval", "ApprovalDecision", "ApprovalHandler", "ApprovalResolution", "ApprovalStatus"]
+__all__ = [
+    "Approval",
+    "ApprovalDecision",
+    "ApprovalHandler",
+    "ApprovalResolution",
+    "ApprovalStatus",
+    "ApprovalStore",
+]
 
 
 class ApprovalStatus(StrEnum):
@@ -54,19 +62,45 @@ class Approval(FrozenModel):
             raise ValueError(f"a {self.status.value} approval needs resolved_at")
         return self
 
+    def resolved(self, resolution: ApprovalResolution, *, at: datetime) -> Approval:
+        """Return this approval answered by `resolution` at `at` (for approval store implementations)."""
+        status = (
+            ApprovalStatus.EXPIRED
+            if resolution.expired
+            else ApprovalStatus.ALLOWED
+            if resolution.decision is ApprovalDecision.ALLOW
+            else ApprovalStatus.DENIED
+        )
+        return self.model_copy(
+            update={
+                "status": status,
+                "resolved_at": at,
+                "resolved_by": resolution.resolved_by,
+                "note": resolution.note,
+                "sticky": resolution.sticky,
+            }
+        )
+
     def is_expired(self, now: datetime) -> bool:
         """Whether a pending approval has passed its expiry at `now`."""
         return self.status is ApprovalStatus.PENDING and self.expires_at is not None and now >= self.expires_at
 
 
 class ApprovalResolution(FrozenModel):
-    """An answer to an approval, from a handler, the CLI or the HTTP API."""
+    """An answer to an approval, from a handler, the CLI or the HTTP API (or its expiry: a denial)."""
 
     approval_id: str = Field(min_length=1)
     decision: ApprovalDecision
     note: str | None = None
     resolved_by: str | None = None
-    sticky: bool = False
+    sticky: bool = Field(default=False, description="Allow this tool without asking for the rest of the run.")
+    expired: bool = Field(default=False, description="Nobody answered before the approval expired (a denial).")
+
+    @model_validator(mode="after")
+    def _expiry_denies(self) -> ApprovalResolution:
+        if self.expired and self.decision is not ApprovalDecision.DENY:
+            raise ValueError("an expired approval resolves to deny")
+        return self
 
 
 @runtime_checkable
@@ -75,4 +109,34 @@ class ApprovalHandler(Protocol):
 
     async def decide(self, approval: Approval) -> ApprovalResolution | None:
         """Return a resolution, or ``None`` to leave the approval pending for an external resolver."""
+        ...
+
+
+@runtime_checkable
+class ApprovalStore(Protocol):
+    """Where approval requests wait for an answer; durable stores let another process resolve them."""
+
+    async def create(self, approval: Approval) -> Approval:
+        """Store a new pending approval.
+
+        Raises:
+            AlreadyExistsError: The id is taken.
+        """
+        ...
+
+    async def get(self, approval_id: str) -> Approval:
+        """Return an approval. Raises `NotFoundError`."""
+        ...
+
+    async def list(self, *, run_id: str | None = None, status: ApprovalStatus | None = None) -> Sequence[Approval]:
+        """Return approvals, oldest first, optionally only a run's or only those with `status`."""
+        ...
+
+    async def resolve(self, resolution: ApprovalResolution, *, at: datetime) -> Approval:
+        """Record the answer to a pending approval and return the resolved approval.
+
+        Raises:
+            NotFoundError: No such approval.
+            ApprovalResolvedError: The approval was already resolved (or expired).
+        """
         ...

@@ -7,7 +7,8 @@ Every error the runtime raises derives from [`AgentRuntimeError`][runtime_core.e
     │   ├── ConfigurationError
     │   ├── ToolDefinitionError
     │   ├── NotFoundError
-    │   └── AlreadyExistsError
+    │   ├── AlreadyExistsError
+    │   └── ApprovalResolvedError   an approval was already answered (or expired)
     ├── RunError                    a run could not go on (carries run_id and reason)
     │   └── BudgetExhaustedError
     ├── ToolExecutionError          a tool failed (carries a ToolErrorCode); the model sees it
@@ -32,6 +33,7 @@ from pydantic_core import to_jsonable_python
 __all__ = [
     "AgentRuntimeError",
     "AlreadyExistsError",
+    "ApprovalResolvedError",
     "BudgetExhaustedError",
     "CheckpointChainError",
     "ConfigurationError",
@@ -125,6 +127,20 @@ class AlreadyExistsError(UserError):
         super().__init__(f"{resource} {key!r} already exists")
         self.resource = resource
         self.key = key
+
+
+class ApprovalResolvedError(UserError):
+    """An approval was answered already (or expired) and cannot be resolved again.
+
+    Attributes:
+        approval_id: The approval.
+        status: Its status (``allowed``, ``denied`` or ``expired``).
+    """
+
+    def __init__(self, approval_id: str, status: str) -> None:
+        super().__init__(f"approval {approval_id!r} is already {status}")
+        self.approval_id = approval_id
+        self.status = status
 
 
 class RunError(AgentRuntimeError):

@@ -11,14 +11,16 @@ import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from runtime_core.approvals import Approval, ApprovalResolution, ApprovalStatus
 from runtime_core.artifacts import ArtifactEnvelope
 from runtime_core.checkpoints import Checkpoint, fold_checkpoints
 from runtime_core.clock import Clock, SystemClock
 from runtime_core.events import Event, EventDraft, EventType
 from runtime_core.exceptions import (
     AlreadyExistsError,
+    ApprovalResolvedError,
     CheckpointChainError,
     DuplicateEventError,
     FencingError,
@@ -29,7 +31,7 @@ from runtime_core.runs import Run, RunStatus
 from runtime_core.spool import SpoolRef
 from runtime_core.stores import Lease, LoadedRun
 
-__all__ = ["InMemoryArtifactStore", "InMemoryRunStore", "InMemorySpoolStore"]
+__all__ = ["InMemoryApprovalStore", "InMemoryArtifactStore", "InMemoryRunStore", "InMemorySpoolStore"]
 
 
 @dataclass
@@ -232,3 +234,48 @@ class InMemoryArtifactStore:
     async def list(self, run_id: str) -> Sequence[ArtifactEnvelope]:
         """Return a run's artifacts in insertion order."""
         return [a for a in self._artifacts.values() if a.run_id == run_id]
+
+
+class InMemoryApprovalStore:
+    """An `ApprovalStore` in process memory (resolvable only from this process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._approvals: dict[str, Approval] = {}
+
+    async def create(self, approval: Approval) -> Approval:
+        """Store a new pending approval."""
+        with self._lock:
+            if approval.id in self._approvals:
+                raise AlreadyExistsError("approval", approval.id)
+            self._approvals[approval.id] = approval
+        return approval
+
+    async def get(self, approval_id: str) -> Approval:
+        """Return an approval."""
+        with self._lock:
+            try:
+                return self._approvals[approval_id]
+            except KeyError:
+                raise NotFoundError("approval", approval_id) from None
+
+    async def list(self, *, run_id: str | None = None, status: ApprovalStatus | None = None) -> Sequence[Approval]:
+        """Return approvals in creation order, filtered by run and status."""
+        with self._lock:
+            approvals = list(self._approvals.values())
+        return [
+            a for a in approvals if (run_id is None or a.run_id == run_id) and (status is None or a.status is status)
+        ]
+
+    async def resolve(self, resolution: ApprovalResolution, *, at: datetime) -> Approval:
+        """Record the answer to a pending approval."""
+        with self._lock:
+            try:
+                approval = self._approvals[resolution.approval_id]
+            except KeyError:
+                raise NotFoundError("approval", resolution.approval_id) from None
+            if approval.status is not ApprovalStatus.PENDING:
+                raise ApprovalResolvedError(approval.id, approval.status.value)
+            resolved = approval.resolved(resolution, at=at)
+            self._approvals[approval.id] = resolved
+            return resolved

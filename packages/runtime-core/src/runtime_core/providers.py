@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from enum import StrEnum
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
@@ -21,6 +21,7 @@ __all__ = [
     "ResponseComplete",
     "StreamChunk",
     "TextDelta",
+    "TokenCounter",
     "ToolCallDelta",
 ]
 
@@ -100,4 +101,21 @@ class ModelProvider(Protocol):
 
     def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]:
         """Yield chunks as they arrive; the final chunk is a `ResponseComplete`."""
+        ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """Counts tokens of text, conversations and model requests (to reserve budget before a call)."""
+
+    def count_text(self, text: str) -> int:
+        """Return the number of tokens of `text`."""
+        ...
+
+    def count_messages(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
+        """Return the prompt tokens of a conversation with its tool definitions."""
+        ...
+
+    def count_request(self, request: ModelRequest) -> int:
+        """Return the prompt tokens of a model request (its messages and tools)."""
         ...

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Protocol, runtime_checkable
 
 from pydantic import Field, NonNegativeInt, field_validator
 
 from runtime_core._base import FrozenModel, trusted
 
-__all__ = ["Usage"]
+__all__ = ["Pricing", "Usage"]
 
 
 class Usage(FrozenModel):
@@ -50,3 +51,16 @@ class Usage(FrozenModel):
                 "cost_usd": cost,
             },
         )
+
+
+@runtime_checkable
+class Pricing(Protocol):
+    """Prices model usage (the control plane's model catalog is one)."""
+
+    def cost(self, model: str, usage: Usage) -> float:
+        """Return the USD cost of `usage` on `model` (``"provider:model"``).
+
+        Raises:
+            NotFoundError: The model has no price.
+        """
+        ...
