@@ -12,12 +12,13 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 from pydantic import JsonValue, ValidationError
 
 from runtime_core.agents import AgentSpec, ExecutionMode
 from runtime_core.approvals import Approval, ApprovalDecision, ApprovalHandler
+from runtime_core.budgets import BudgetLevel, BudgetState, BudgetVerdict
 from runtime_core.checkpoints import (
     Checkpoint,
     CheckpointDelta,
@@ -30,6 +31,7 @@ from runtime_core.clock import Clock
 from runtime_core.events import (
     ApprovalRequestedPayload,
     ApprovalResolvedPayload,
+    BudgetDebitedPayload,
     CheckpointSavedPayload,
     CompletionRecordedPayload,
     ErrorPayload,
@@ -50,13 +52,21 @@ from runtime_core.events import (
     TurnFinishedPayload,
     TurnStartedPayload,
 )
-from runtime_core.exceptions import ProviderError, StoreError
+from runtime_core.exceptions import NotFoundError, ProviderError, StoreError
 from runtime_core.ids import IdGenerator
 from runtime_core.messages import AssistantMessage, Message, ToolResultMessage, UserMessage
 from runtime_core.messaging import MessageEnvelope, MessageKind
-from runtime_core.policy import PolicyContext
-from runtime_core.providers import ModelProvider, ModelRequest, ModelResponse, ResponseComplete, StreamChunk
+from runtime_core.policy import PolicyContext, PolicyOutcome
+from runtime_core.providers import (
+    ModelProvider,
+    ModelRequest,
+    ModelResponse,
+    ResponseComplete,
+    StreamChunk,
+    TokenCounter,
+)
 from runtime_core.reasons import TerminalReason, error_reason
+from runtime_core.redaction import Redactor
 from runtime_core.runs import Run, RunResult, RunStatus
 from runtime_core.tools import (
     COMPLETION_TOOL_NAME,
@@ -71,7 +81,7 @@ from runtime_core.tools import (
     ToolSpec,
     is_completion_tool,
 )
-from runtime_core.usage import Usage
+from runtime_core.usage import Pricing, Usage
 from runtime_execution.loop._recorder import Recorder
 from runtime_execution.loop.control import RunControl
 from runtime_execution.loop.pipeline import Screened, ToolPipeline, failed_result, malformed_arguments
@@ -85,6 +95,27 @@ class _Cancelled(Exception):
     """The run was cancelled through its control (internal signal)."""
 
 
+class _OverBudget(Exception):
+    """The next model call would exceed the budget (internal signal)."""
+
+
+_STICKY = "sticky_tools"
+"""Checkpoint variable: the tools an approver allowed for the rest of the run."""
+
+_STICKY_ALLOW: dict[str, object] = {
+    "requires_confirmation": False,
+    "policy_decision": PolicyOutcome.ALLOW,
+    "reason": "allowed for the rest of the run by an earlier approval",
+}
+
+_WITHIN_BUDGET = BudgetVerdict()
+
+_BUDGET_WARNING = (
+    "Final warning: {reason}. Call complete_task now with a summary of what you did, the artifacts you "
+    "produced and the next steps. No other tool is available."
+)
+
+
 @dataclass(frozen=True, slots=True)
 class DriverConfig:
     """What every run of one agent loop shares."""
@@ -95,6 +126,9 @@ class DriverConfig:
     clock: Clock
     ids: IdGenerator
     snapshot_every: int
+    pricing: Pricing | None = None
+    tokens: TokenCounter | None = None
+    redactor: Redactor | None = None
 
 
 @dataclass(slots=True)
@@ -118,6 +152,8 @@ class _Turn:
     messages: list[Message]
     usage: Usage
     tool_calls: int = 0
+    executed: int = 0
+    """Tool calls that ran (they count against a budget's ``max_tool_calls``)."""
 
 
 class Driver:
@@ -182,6 +218,14 @@ class Driver:
             (m.content for m in reversed(state.messages) if isinstance(m, AssistantMessage) and m.content), None
         )
         self._turn: _Turn | None = None
+        budget = state.budget or (BudgetState(budget=self._agent.budget) if self._agent.budget else None)
+        self._budget: BudgetState | None = budget
+        self._wall_mark = config.clock.monotonic()
+        sticky = state.variables.get(_STICKY)
+        self._sticky: set[str] = (
+            {name for name in sticky if isinstance(name, str)} if isinstance(sticky, list) else set()
+        )
+        """Tools an approver allowed for the rest of the run."""
         self._inflight: list[_Running] = []
         """Calls recorded as started whose outcome is not recorded yet."""
         self._status = AgentStatus.IDLE
@@ -239,10 +283,40 @@ class Driver:
 
     # -- one turn --------------------------------------------------------------------------------------
 
+    def _recovery_allowed(self) -> bool:
+        return self._agent.recovery.enabled and not self._recovered
+
     def _recovery_due(self, turn: int) -> bool:
-        recovery = self._agent.recovery
-        threshold = max(1, self._agent.limits.max_turns - recovery.grace_turns)
-        return recovery.enabled and not self._recovered and turn >= threshold
+        threshold = max(1, self._agent.limits.max_turns - self._agent.recovery.grace_turns)
+        return self._recovery_allowed() and turn >= threshold
+
+    # -- budget ----------------------------------------------------------------------------------------
+
+    def _judge_budget(self) -> BudgetVerdict:
+        """Bring the wall time up to date and judge the budget (``ok`` when the run has none)."""
+        if self._budget is None:
+            return _WITHIN_BUDGET
+        now = self._config.clock.monotonic()
+        self._budget = self._budget.count(wall_time_s=now - self._wall_mark)
+        self._wall_mark = now
+        return self._budget.verdict()
+
+    def _reserve(self, request: ModelRequest) -> BudgetVerdict:
+        """Hold the estimated prompt of `request` against the budget, and judge the result."""
+        if self._budget is None:
+            return _WITHIN_BUDGET
+        tokens = self._config.tokens.count_request(request) if self._config.tokens is not None else 0
+        cost = self._price(Usage(input_tokens=tokens)) if tokens else 0.0
+        self._budget = self._budget.reserve(tokens=tokens, cost_usd=cost)
+        return self._budget.verdict()
+
+    def _price(self, usage: Usage) -> float:
+        if self._config.pricing is None:
+            return usage.cost_usd
+        try:
+            return self._config.pricing.cost(self._agent.model, usage)
+        except NotFoundError:
+            return usage.cost_usd  # checked when the run started: only a model without a cost limit
 
     async def _run_turn(self) -> RunResult | None:
         limits, recovery_config = self._agent.limits, self._agent.recovery
@@ -250,31 +324,48 @@ class Driver:
         if not recovery_config.enabled and recovery_config.hard_limit and number > limits.max_turns:
             message = f"the turn limit ({limits.max_turns}) was reached without a call to {COMPLETION_TOOL_NAME}"
             return await self._fail(TerminalReason.NO_COMPLETION, message)
-        recovery = self._recovery_due(number)
+        verdict = self._judge_budget()
+        if verdict.level is BudgetLevel.HARD:
+            return await self._fail(TerminalReason.BUDGET_EXHAUSTED, verdict.message)
+        trigger: Literal["max_turns", "soft_budget", "wall_time"] | None = (
+            "max_turns" if self._recovery_due(number) else None
+        )
+        if trigger is None and verdict.level is BudgetLevel.SOFT and self._recovery_allowed():
+            trigger = "wall_time" if verdict.limit == "wall_time_s" else "soft_budget"
+        recovery = trigger is not None
         self._turn_number = number
         self._control.turn_started()
         turn = self._turn = _Turn(number, self._checkpoint_turn, self._config.clock.monotonic(), recovery, [], Usage())
         self._recorder.add(TurnStartedPayload(recovery=recovery), turn=number)
         deadline: float | None = None
-        if recovery:
+        if trigger is not None:
             self._recovered = True
             self._set_status(AgentStatus.RECOVERING)
             deadline = turn.started + recovery_config.grace_timeout_s
             self._recorder.add(
                 RecoveryStartedPayload(
-                    trigger="max_turns",
+                    trigger=trigger,
                     max_turns=limits.max_turns,
                     grace_turns=recovery_config.grace_turns,
                     deadline_s=recovery_config.grace_timeout_s,
                 ),
                 turn=number,
             )
-            self._add_message(UserMessage(content=recovery_config.warning_template.format(max_turns=limits.max_turns)))
+            warning = (
+                recovery_config.warning_template.format(max_turns=limits.max_turns)
+                if trigger == "max_turns"
+                else _BUDGET_WARNING.format(reason=verdict.message)
+            )
+            self._add_message(UserMessage(content=warning))
         else:
             self._set_status(AgentStatus.THINKING)
         for thought in self._control.take_thoughts():
             self._inject(thought)
-        response = await self._ask_model(recovery, deadline)
+        try:
+            response = await self._ask_model(recovery, deadline)
+        except _OverBudget:
+            assert self._budget is not None
+            return await self._fail(TerminalReason.BUDGET_EXHAUSTED, self._budget.verdict().message)
         if response is None:
             return await self._fail(
                 TerminalReason.RECOVERY_FAILED if recovery else error_reason("model_timeout"),
@@ -322,6 +413,8 @@ class Driver:
             ),
             turn=self._turn_number,
         )
+        if self._reserve(request).level is BudgetLevel.HARD:
+            raise _OverBudget
         timeout = self._agent.limits.model_timeout_s
         if deadline is not None:
             timeout = min(timeout, max(0.0, deadline - self._config.clock.monotonic()))
@@ -361,21 +454,25 @@ class Driver:
         assert turn is not None
         number = turn.number
         message = response.message
-        turn.usage = turn.usage + response.usage
-        self._usage = self._usage + response.usage
+        usage = response.usage
+        if self._config.pricing is not None:
+            usage = usage.model_copy(update={"cost_usd": self._price(usage)})
+        turn.usage = turn.usage + usage
+        self._usage = self._usage + usage
         if message.content:
             self._last_text = message.content
         self._recorder.add(
             ModelRespondedPayload(
                 model=self._agent.model,
                 message=message,
-                usage=response.usage,
+                usage=usage,
                 finish_reason=response.finish_reason,
                 latency_ms=response.latency_ms,
             ),
             turn=number,
         )
         self._add_message(message)
+        over_budget = self._settle(usage)
         calls = message.tool_calls
         for call in calls:
             self._recorder.add(ToolCalledPayload(call=call), turn=number, tool_call_id=call.id)
@@ -385,7 +482,9 @@ class Driver:
             return await self._fail(reason, f"the model answered without calling {COMPLETION_TOOL_NAME}")
         completions = [call for call in calls if is_completion_tool(call.name)]
         if completions and len(calls) == 1:
-            return await self._complete(calls[0], deadline)
+            return await self._complete(calls[0], deadline)  # the work is done: completing costs nothing more
+        if over_budget is not None:
+            return await self._fail(TerminalReason.BUDGET_EXHAUSTED, over_budget.message)
         if turn.recovery:
             names = ", ".join(call.name for call in calls)
             return await self._fail(
@@ -401,6 +500,15 @@ class Driver:
                 return waiting
         await self._end_turn()
         return None
+
+    def _settle(self, usage: Usage) -> BudgetVerdict | None:
+        """Charge a model call to the budget (``budget.debited``); return the verdict if it is now hard."""
+        if self._budget is None:
+            return None
+        self._budget = self._budget.settle(usage)
+        self._recorder.add(BudgetDebitedPayload(usage=usage, state=self._budget), turn=self._turn_number)
+        verdict = self._budget.verdict()
+        return verdict if verdict.level is BudgetLevel.HARD else None
 
     def _refuse_all(self, calls: Sequence[ToolCall]) -> None:
         """Completion mixed with other calls: the turn fails, nothing runs, the model is told why."""
@@ -487,7 +595,10 @@ class Driver:
                 self._recorder.add(payload, turn=number, tool_call_id=call.id)
             screened.append(item)
         for index, item in enumerate(screened):
-            if item.needs_approval:
+            if item.needs_approval and item.call.name in self._sticky:
+                assert item.decision is not None  # needs_approval implies a decision
+                screened[index] = Screened(item.call, item.tool, item.decision.model_copy(update=_STICKY_ALLOW))
+            elif item.needs_approval:
                 decided = await self._approve(item)
                 if decided is None:
                     return await self._wait_for_approval()
@@ -534,6 +645,7 @@ class Driver:
             ApprovalResolvedPayload(
                 approval_id=approval.id,
                 decision=resolution.decision,
+                expired=resolution.expired,
                 resolved_by=resolution.resolved_by,
                 note=resolution.note,
                 sticky=resolution.sticky,
@@ -542,9 +654,12 @@ class Driver:
             tool_call_id=item.call.id,
         )
         if resolution.decision is ApprovalDecision.ALLOW:
+            if resolution.sticky:
+                self._sticky.add(item.call.name)
             return Screened(item.call, item.tool, item.decision)
         note = f": {resolution.note}" if resolution.note else ""
-        denial = failed_result(item.call, ToolErrorCode.PERMISSION_DENIED, f"the approver denied this call{note}")
+        why = "nobody approved this call in time" if resolution.expired else f"the approver denied this call{note}"
+        denial = failed_result(item.call, ToolErrorCode.PERMISSION_DENIED, why)
         return Screened(item.call, item.tool, item.decision, denial)
 
     async def _wait_for_approval(self) -> RunResult:
@@ -583,6 +698,8 @@ class Driver:
             # Write-ahead: the ledger must show these calls started before any of them can act.
             await self._commit_turn(CheckpointStatus.OPEN)
         self._inflight = [_Running(item.call) for item, _ in ready]
+        assert self._turn is not None
+        self._turn.executed += len(ready)
         if len(ready) == 1:
             results = [await self._run_alone(*ready[0])]
         else:
@@ -647,17 +764,28 @@ class Driver:
 
     # -- boundaries ------------------------------------------------------------------------------------
 
+    def _variables(self) -> dict[str, JsonValue]:
+        sticky: list[JsonValue] = [name for name in sorted(self._sticky)]
+        return {_STICKY: sticky} if sticky else {}
+
     def _checkpoint(self, status: CheckpointStatus) -> Checkpoint:
         turn = self._turn
         assert turn is not None
         now = self._config.clock.now()
         parent = turn.parent
         if status is CheckpointStatus.FINAL and turn.number % self._config.snapshot_every == 0:
-            state = CheckpointState(turn=turn.number, messages=tuple(self._messages), usage=self._usage)
+            state = CheckpointState(
+                turn=turn.number,
+                messages=tuple(self._messages),
+                usage=self._usage,
+                budget=self._budget,
+                variables=self._variables(),
+            )
             return CheckpointSnapshot(
                 run_id=self._run.id, turn=turn.number, parent_turn=parent, status=status, created_at=now, state=state
             )
-        delta = TurnDelta(messages=tuple(turn.messages), usage=turn.usage)
+        variables = self._variables()
+        delta = TurnDelta(messages=tuple(turn.messages), usage=turn.usage, budget=self._budget, variables=variables)
         return CheckpointDelta(
             run_id=self._run.id, turn=turn.number, parent_turn=parent, status=status, created_at=now, delta=delta
         )
@@ -684,6 +812,8 @@ class Driver:
         """Record the turn's end (and the run's, if given) with the turn's final checkpoint."""
         turn = self._turn
         assert turn is not None
+        if self._budget is not None:
+            self._budget = self._budget.count(turns=1, tool_calls=turn.executed)
         self._recorder.add(
             TurnFinishedPayload(
                 usage=turn.usage,
@@ -706,6 +836,8 @@ class Driver:
         completion: CompleteTaskInput | None = None,
         error: str | None = None,
     ) -> RunResult:
+        if self._config.redactor is not None:
+            output, error = self._config.redactor.redact(output), self._config.redactor.redact(error)
         return RunResult(
             run_id=self._run.id,
             status=status,

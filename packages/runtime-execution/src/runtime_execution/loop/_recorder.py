@@ -10,6 +10,7 @@ from datetime import timedelta
 from runtime_core.checkpoints import Checkpoint
 from runtime_core.clock import Clock
 from runtime_core.events import Event, EventDraft, EventPayload, EventSink
+from runtime_core.redaction import Redactor
 from runtime_core.stores import Lease, RunStore
 
 __all__ = ["Recorder"]
@@ -36,6 +37,7 @@ class Recorder:
         sink: EventSink | None,
         listener: Callable[[Sequence[Event]], None],
         lease_ttl: timedelta,
+        redactor: Redactor | None = None,
     ) -> None:
         self._store = store
         self._lease = lease
@@ -45,6 +47,7 @@ class Recorder:
         self._sink = sink
         self._listener = listener
         self._lease_ttl = lease_ttl
+        self._redactor = redactor
         self._pending: list[EventDraft] = []
         self._lock = asyncio.Lock()  # a lease renewal never races an append that uses the old token
         self.last_seq = 0
@@ -58,6 +61,8 @@ class Recorder:
         """Buffer an event for the next commit."""
         # Drafts are committed in the order they are added: the seq the store will give each is known.
         seq, self._next_seq = self._next_seq, self._next_seq + 1
+        if self._redactor is not None:
+            payload = self._redactor.redact(payload)
         self._pending.append(
             Event.recorded(
                 payload,
@@ -75,6 +80,8 @@ class Recorder:
         if not self._pending and checkpoint is None:
             return ()
         drafts, self._pending = self._pending, []
+        if checkpoint is not None and self._redactor is not None:
+            checkpoint = self._redactor.redact(checkpoint)
         async with self._lock:
             events = await self._store.append(self._lease, drafts, checkpoint)
         if events:

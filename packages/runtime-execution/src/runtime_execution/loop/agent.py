@@ -25,17 +25,19 @@ from runtime_core.events import (
     RunCreatedPayload,
     RunStartedPayload,
 )
-from runtime_core.exceptions import ConfigurationError
+from runtime_core.exceptions import ConfigurationError, NotFoundError
 from runtime_core.ids import IdGenerator, UlidGenerator
 from runtime_core.memory import InMemoryRunStore
 from runtime_core.messages import Message, SystemMessage, UserMessage
 from runtime_core.pipeline import RateLimiter, ToolResultCache
 from runtime_core.policy import PolicyEngine
-from runtime_core.providers import ModelProvider, StreamChunk, TextDelta, ToolCallDelta
+from runtime_core.providers import ModelProvider, StreamChunk, TextDelta, TokenCounter, ToolCallDelta
+from runtime_core.redaction import Redactor
 from runtime_core.runs import Run, RunResult
 from runtime_core.spool import SpoolStore
 from runtime_core.stores import RunStore
 from runtime_core.tools import Tool, ToolRegistry
+from runtime_core.usage import Pricing, Usage
 from runtime_execution.loop._driver import Driver, DriverConfig
 from runtime_execution.loop._recorder import Recorder
 from runtime_execution.loop.control import RunControl
@@ -228,6 +230,10 @@ class AgentLoop:
         worker: Name of this worker, the owner of the run leases it takes.
         lease_ttl: How long a run lease lasts before it must be renewed.
         snapshot_every: Write a full checkpoint snapshot every this many turns (deltas otherwise).
+        pricing: Prices model usage (the control plane's `ModelCatalog`): each reply's ``cost_usd``, and
+            the cost side of budgets. Without it, usage costs what the provider reports (usually 0).
+        tokens: Estimates a request's prompt tokens, reserved against a budget before each call.
+        redactor: Removes secrets from every event and checkpoint before it is stored, and from results.
     """
 
     def __init__(
@@ -250,6 +256,9 @@ class AgentLoop:
         worker: str = "agent-loop",
         lease_ttl: timedelta = timedelta(minutes=5),
         snapshot_every: int = 25,
+        pricing: Pricing | None = None,
+        tokens: TokenCounter | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self._providers: dict[str, ModelProvider]
         if isinstance(providers, Mapping):
@@ -277,6 +286,9 @@ class AgentLoop:
             clock=self._clock,
             ids=self._ids,
             snapshot_every=snapshot_every,
+            pricing=pricing,
+            tokens=tokens,
+            redactor=redactor,
         )
 
     @property
@@ -300,6 +312,23 @@ class AgentLoop:
                 setting="model",
             )
         return provider
+
+    def _check_pricing(self, agent: AgentSpec) -> None:
+        """A cost budget needs a price for the agent's model: refuse to start a run that cannot keep it."""
+        pricing = self._config.pricing
+        if agent.budget is None or agent.budget.max_cost_usd is None:
+            return
+        if pricing is None:
+            raise ConfigurationError(
+                f"agent {agent.name!r} has a cost budget, but the loop has no pricing: pass pricing=ModelCatalog()",
+                setting="pricing",
+            )
+        try:
+            pricing.cost(agent.model, Usage())
+        except NotFoundError as error:
+            raise ConfigurationError(
+                f"agent {agent.name!r} has a cost budget, but its model has no price: {error}", setting="model"
+            ) from error
 
     async def start(
         self,
@@ -326,11 +355,15 @@ class AgentLoop:
             AlreadyExistsError: `run_id` is taken.
         """
         provider = self._provider(agent)
+        self._check_pricing(agent)
         if not task.strip():
             raise ConfigurationError("the task cannot be blank", setting="task")
         run_id = run_id or self._ids.new_id("run")
+        created_payload = RunCreatedPayload(agent=agent, task=task, metadata=dict(metadata or {}))
+        if self._config.redactor is not None:
+            created_payload = self._config.redactor.redact(created_payload)
         created = EventDraft.of(
-            RunCreatedPayload(agent=agent, task=task, metadata=dict(metadata or {})),
+            created_payload,
             id=Event.id_for(run_id, 1),
             ts=self._clock.now(),
             agent_id=agent.name,
@@ -348,6 +381,7 @@ class AgentLoop:
             sink=self._sink,
             listener=handle._on_events,
             lease_ttl=self._lease_ttl,
+            redactor=self._config.redactor,
         )
         messages: list[Message] = [SystemMessage(content=agent.instructions)] if agent.instructions else []
         messages.append(UserMessage(content=task))
