@@ -1,12 +1,13 @@
 """Control plane of Agent Runtime.
 
-Governance: the policy engine and presets, policy files, the event bus, the model catalog and cost,
-token estimation and secret redaction (approvals, budgets, the message bus, agent lineage and quotas
-follow). Depends on `runtime_core` and `runtime_telemetry`.
+Governance: the policy engine and presets, policy files, approvals, the event bus, the model catalog
+and cost, token estimation and secret redaction (budget arithmetic lives on `runtime_core.BudgetState`;
+the message bus, agent lineage and quotas follow). Depends on `runtime_core` and `runtime_telemetry`.
 """
 
 from importlib.metadata import version as _version
 
+from runtime_control.approvals import DEFAULT_APPROVAL_TIMEOUT_S, TIMEOUT_RESOLVER, ApprovalBroker, ApprovalRule
 from runtime_control.bus import (
     BusEvent,
     BusStats,
@@ -90,6 +91,11 @@ __all__ = [
     "SecurityPolicy",
     "ToolPermissions",
     "security_preset",
+    # approvals
+    "DEFAULT_APPROVAL_TIMEOUT_S",
+    "TIMEOUT_RESOLVER",
+    "ApprovalBroker",
+    "ApprovalRule",
     # event bus
     "BusEvent",
     "BusStats",
