@@ -55,7 +55,12 @@ class BudgetVerdict(FrozenModel):
         if self.level is BudgetLevel.OK or self.limit is None or self.maximum is None:
             return "within budget"
         verb = "reached" if self.level is BudgetLevel.HARD else "nearly reached"
-        return f"the {self.limit} budget is {verb}: {self.used:g} of {self.maximum:g}"
+        return f"the {self.limit} budget is {verb}: {_number(self.used)} of {_number(self.maximum)}"
+
+
+def _number(value: float) -> str:
+    """Counts in full (``1234567``), amounts with up to six significant digits (``0.0042``)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.6g}"
 
 
 def _lower(mine: float | None, left: float | None) -> float | None:
@@ -120,16 +125,18 @@ class BudgetState(FrozenModel):
         return worst
 
     def carve(self, requested: Budget | None = None) -> Budget:
-        """A child run's budget: what it asks for, never more than this state has left of any limit.
+        """A child run's budget: what it asks for, never more than this state has left of a shared limit.
 
-        A limit that is already used up leaves the child the smallest positive amount, so that the
-        child stops at once with ``budget_exhausted``.
+        Tokens, cost, wall time and tool calls are shared with the parent; turns are the child's own (the
+        child's ``max_turns`` is what it asks for). A shared limit that is already used up leaves the
+        child the smallest positive amount, so that the child stops at once with ``budget_exhausted``.
+        The stricter of the two ``soft_ratio`` values applies.
         """
         requested = requested or Budget()
         left = {name: None if maximum is None else max(0.0, maximum - used) for name, used, maximum in self._used()}
         tokens = _lower(requested.max_tokens, left["tokens"])
         cost = _lower(requested.max_cost_usd, left["cost_usd"])
-        turns = _lower(requested.max_turns, left["turns"])
+        turns = requested.max_turns
         wall = _lower(requested.max_wall_time_s, left["wall_time_s"])
         calls = _lower(requested.max_tool_calls, left["tool_calls"])
         return Budget(
@@ -138,11 +145,15 @@ class BudgetState(FrozenModel):
             max_turns=None if turns is None else max(1, int(turns)),
             max_wall_time_s=None if wall is None else max(wall, 1e-3),
             max_tool_calls=None if calls is None else max(1, int(calls)),
-            soft_ratio=requested.soft_ratio if "soft_ratio" in requested.model_fields_set else self.budget.soft_ratio,
+            soft_ratio=min(requested.soft_ratio, self.budget.soft_ratio),
         )
 
     def absorb(self, child: BudgetState) -> BudgetState:
-        """Roll a finished child's consumption up into this (its parent's) state."""
+        """Roll a finished child's consumption up into this (its parent's) state.
+
+        Usage and tool calls add up; turns are the child's own, and its wall time already passed on the
+        parent's clock.
+        """
         return self.model_copy(
             update={"spent": self.spent + child.spent, "tool_calls": self.tool_calls + child.tool_calls}
         )
