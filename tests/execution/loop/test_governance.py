@@ -9,15 +9,16 @@ from typing import Any
 
 import pytest
 
-from runtime_control import HeuristicTokenCounter, ModelCatalog, Redactor
+from runtime_control import ErrorRecovery, HeuristicTokenCounter, ModelCatalog, Redactor
 from runtime_core.agents import RecoveryConfig
 from runtime_core.approvals import Approval, ApprovalDecision, ApprovalResolution
 from runtime_core.budgets import Budget
 from runtime_core.events import BudgetDebitedPayload, ToolFailedPayload
-from runtime_core.exceptions import ConfigurationError
+from runtime_core.exceptions import ConfigurationError, ToolExecutionError
 from runtime_core.function_tools import tool
 from runtime_core.ids import SequentialIds
 from runtime_core.memory import InMemoryRunStore
+from runtime_core.messages import ToolResultMessage
 from runtime_core.policy import PolicyAction, PolicyDecision, PolicyOutcome
 from runtime_core.runs import RunStatus
 from runtime_core.tools import ToolCall, ToolEffect
@@ -240,5 +241,48 @@ def test_secrets_never_reach_the_run_log_or_checkpoints() -> None:
         checkpoints = json.dumps([c.model_dump(mode="json") for c in store._runs[result.run_id].checkpoints])
         assert SECRET not in checkpoints
         assert SECRET not in (await store.load(result.run_id)).state.model_dump_json()
+
+    asyncio.run(check())
+
+
+def test_transient_failures_of_repeatable_tools_are_retried_and_identical_failures_refused() -> None:
+    attempts: list[str] = []
+
+    @tool(name="web:get", effect=ToolEffect.NONE)
+    async def get(url: str) -> str:
+        attempts.append(url)
+        if url == "flaky" and attempts.count("flaky") < 3:
+            raise ToolExecutionError("ConnectError: connection refused", code="EXECUTION_FAILED")
+        if url == "broken":
+            raise ToolExecutionError("ValueError: no such page", code="EXECUTION_FAILED")
+        return f"page {url}"
+
+    provider = RecordingProvider(
+        calls(call("web:get", url="flaky")),
+        calls(call("web:get", url="broken")),
+        calls(call("web:get", url="broken")),  # the same call again: refused without running
+        done(),
+    )
+    loop = AgentLoop(
+        providers=[provider],
+        tools=LocalToolRegistry([*builtin_tools(), get]),
+        retry=ErrorRecovery(backoff_s=0.001, jitter=0.0),
+    )
+    result = asyncio.run(loop.run(agent(), "Fetch"))
+    assert result.ok
+    assert attempts == ["flaky", "flaky", "flaky", "broken"]
+
+    async def check() -> None:
+        events = await log(loop.store, result.run_id)
+        failed = [e.payload for e in events if isinstance(e.payload, ToolFailedPayload)]
+        assert [(f.attempt, f.will_retry, f.error.code.value) for f in failed] == [
+            (1, True, "EXECUTION_FAILED"),
+            (2, True, "EXECUTION_FAILED"),
+            (1, False, "EXECUTION_FAILED"),
+            (1, False, "DUPLICATE_FAILED_ACTION"),
+        ]
+        # Only the final outcome of the flaky call reached the model, as a success.
+        tool_messages = [m for m in provider.requests[1].messages if isinstance(m, ToolResultMessage)]
+        assert [m.content for m in tool_messages] == ["page flaky"]
 
     asyncio.run(check())

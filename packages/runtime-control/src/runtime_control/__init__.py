@@ -1,8 +1,9 @@
 """Control plane of Agent Runtime.
 
-Governance: the policy engine and presets, policy files, approvals, the event bus, the model catalog
-and cost, token estimation and secret redaction (budget arithmetic lives on `runtime_core.BudgetState`;
-the message bus, agent lineage and quotas follow). Depends on `runtime_core` and `runtime_telemetry`.
+Governance: the policy engine and presets, policy files, approvals, tool error recovery, the event
+bus, the model catalog and cost, token estimation and secret redaction (budget arithmetic lives on
+`runtime_core.BudgetState`; the message bus, agent lineage and quotas follow). Depends on `runtime_core`
+and `runtime_telemetry`.
 """
 
 from importlib.metadata import version as _version
@@ -52,6 +53,7 @@ from runtime_control.policy import (
     parse_policy,
     security_preset,
 )
+from runtime_control.recovery import ErrorCategory, ErrorRecovery
 from runtime_control.redaction import DEFAULT_PATTERNS, MIN_SECRET_LENGTH, Redactor, SecretPattern, redaction_marker
 from runtime_control.tokens import (
     DEFAULT_ENCODING,
@@ -116,6 +118,9 @@ __all__ = [
     "HeuristicTokenCounter",
     "TiktokenCounter",
     "estimate_tokens",
+    # tool error recovery
+    "ErrorCategory",
+    "ErrorRecovery",
     # secret redaction
     "DEFAULT_PATTERNS",
     "MIN_SECRET_LENGTH",

@@ -89,7 +89,7 @@ from runtime_core.lineage import LineageEntry, LineageStatus
 from runtime_core.memory import InMemoryApprovalStore, InMemoryArtifactStore, InMemoryRunStore, InMemorySpoolStore
 from runtime_core.messages import AssistantMessage, Message, SystemMessage, ToolResultMessage, UserMessage
 from runtime_core.messaging import MessageEnvelope, MessageKind
-from runtime_core.pipeline import RateLimiter, ToolResultCache
+from runtime_core.pipeline import RateLimiter, ToolResultCache, ToolRetryPolicy
 from runtime_core.policy import (
     ArgCondition,
     ConditionOperator,
@@ -192,6 +192,7 @@ __all__ = [
     # tool pipeline plug points
     "RateLimiter",
     "ToolResultCache",
+    "ToolRetryPolicy",
     # usage and budgets
     "Budget",
     "BudgetLevel",

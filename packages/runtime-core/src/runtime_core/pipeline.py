@@ -1,4 +1,4 @@
-"""Plug points of the tool pipeline: rate limiting and result caching.
+"""Plug points of the tool pipeline: rate limiting, result caching and retries.
 
 The agent loop runs each tool call through policy, argument validation, sandbox preflight, the rate
 limiter, the result cache, the tool itself and output spooling. The limiter and the cache are pluggable
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from runtime_core.tools import ToolCall, ToolContext, ToolResult, ToolSpec
+from runtime_core.tools import ToolCall, ToolContext, ToolError, ToolResult, ToolSpec
 
-__all__ = ["RateLimiter", "ToolResultCache"]
+__all__ = ["RateLimiter", "ToolResultCache", "ToolRetryPolicy"]
 
 
 @runtime_checkable
@@ -47,4 +47,17 @@ class ToolResultCache(Protocol):
 
     async def invalidate(self) -> None:
         """Forget everything (a tool with effects ran)."""
+        ...
+
+
+@runtime_checkable
+class ToolRetryPolicy(Protocol):
+    """Decides whether a failed tool call is tried again (the control plane's `ErrorRecovery` is one)."""
+
+    def retry_delay(self, spec: ToolSpec, error: ToolError, attempt: int) -> float | None:
+        """Return the seconds to wait before trying `spec` again after `error` on attempt `attempt` (1 first).
+
+        ``None`` gives up: the failure goes to the model. A policy must never retry a tool whose effects
+        are not safe to repeat (``compensable`` or ``unsafe``).
+        """
         ...

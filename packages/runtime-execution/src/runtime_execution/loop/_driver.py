@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,7 @@ from runtime_core.exceptions import NotFoundError, ProviderError, StoreError
 from runtime_core.ids import IdGenerator
 from runtime_core.messages import AssistantMessage, Message, ToolResultMessage, UserMessage
 from runtime_core.messaging import MessageEnvelope, MessageKind
+from runtime_core.pipeline import ToolRetryPolicy
 from runtime_core.policy import PolicyContext, PolicyOutcome
 from runtime_core.providers import (
     ModelProvider,
@@ -110,6 +113,14 @@ _STICKY_ALLOW: dict[str, object] = {
 
 _WITHIN_BUDGET = BudgetVerdict()
 
+_FAILURE_MEMORY = 100
+"""How many failed call signatures a run remembers (the spec's error history)."""
+
+
+def _signature(call: ToolCall) -> str:
+    return call.name + json.dumps(call.arguments, sort_keys=True, separators=(",", ":"))
+
+
 _BUDGET_WARNING = (
     "Final warning: {reason}. Call complete_task now with a summary of what you did, the artifacts you "
     "produced and the next steps. No other tool is available."
@@ -129,6 +140,7 @@ class DriverConfig:
     pricing: Pricing | None = None
     tokens: TokenCounter | None = None
     redactor: Redactor | None = None
+    retry: ToolRetryPolicy | None = None
 
 
 @dataclass(slots=True)
@@ -222,6 +234,9 @@ class Driver:
         self._budget: BudgetState | None = budget
         self._wall_mark = config.clock.monotonic()
         sticky = state.variables.get(_STICKY)
+        self._failed: OrderedDict[str, str] = OrderedDict()
+        """Signatures (tool and arguments) of calls that failed when they ran, with the error code."""
+        self._attempts: dict[str, int] = {}
         self._sticky: set[str] = (
             {name for name in sticky if isinstance(name, str)} if isinstance(sticky, list) else set()
         )
@@ -674,6 +689,8 @@ class Driver:
         number = self._turn_number
         ready: list[tuple[Screened, ToolContext]] = []
         for item in group:
+            if item.failure is None and self._failed:
+                item = self._refuse_repeat(item)
             if item.failure is not None:
                 self._record_outcome(item.failure)
                 continue
@@ -705,8 +722,52 @@ class Driver:
         else:
             results = await self._run_together(ready)
         self._inflight = []
-        for result in results:
+        for (item, _), result in zip(ready, results, strict=True):
+            if result.error is not None:
+                self._remember_failure(item.call, result)
             self._record_outcome(result)
+
+    def _refuse_repeat(self, item: Screened) -> Screened:
+        """A call identical to one that already failed when it ran is refused, not run again."""
+        code = self._failed.get(_signature(item.call))
+        if code is None:
+            return item
+        message = (
+            f"this exact call ({item.call.name} with the same arguments) already failed in this run with {code}; "
+            "change the arguments or try another way"
+        )
+        return Screened(
+            item.call,
+            item.tool,
+            item.decision,
+            failed_result(item.call, ToolErrorCode.DUPLICATE_FAILED_ACTION, message),
+        )
+
+    def _remember_failure(self, call: ToolCall, result: ToolResult) -> None:
+        assert result.error is not None
+        self._failed[_signature(call)] = result.error.code.value
+        while len(self._failed) > _FAILURE_MEMORY:
+            self._failed.popitem(last=False)
+
+    async def _execute(self, item: Screened, context: ToolContext) -> ToolResult:
+        """Run a call, trying a failed one again while the retry policy says so (``tool.failed`` each time)."""
+        spec, retry = item.spec, self._config.retry
+        assert spec is not None
+        attempt = 1
+        while True:
+            result = await self._config.pipeline.execute(item, context, self._timeout(item))
+            delay = None if result.error is None or retry is None else retry.retry_delay(spec, result.error, attempt)
+            if delay is None:
+                if attempt > 1:
+                    self._attempts[item.call.id] = attempt
+                return result
+            self._recorder.add(
+                ToolFailedPayload(result=result, attempt=attempt, will_retry=True),
+                turn=self._turn_number,
+                tool_call_id=item.call.id,
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
 
     def _timeout(self, item: Screened) -> float:
         spec = item.spec
@@ -719,18 +780,17 @@ class Driver:
             with self._control.interruptible():
                 self._inflight[0].ran = True
                 # A cancellation can only land while the tool itself awaits, so the call did not finish.
-                return await self._config.pipeline.execute(item, context, self._timeout(item))
+                return await self._execute(item, context)
         except asyncio.CancelledError:
             self._cancelled_here()
 
     async def _run_together(self, ready: list[tuple[Screened, ToolContext]]) -> list[ToolResult]:
         """Run a group's calls as tasks, at most ``max_parallel`` at once."""
-        pipeline = self._config.pipeline
         limit = asyncio.Semaphore(self._agent.limits.max_parallel)
 
         async def run_one(item: Screened, context: ToolContext) -> ToolResult:
             async with limit:
-                return await pipeline.execute(item, context, self._timeout(item))
+                return await self._execute(item, context)
 
         tasks: list[asyncio.Task[ToolResult]] = []
         try:
@@ -752,7 +812,9 @@ class Driver:
         if result.error is None:
             self._recorder.add(ToolFinishedPayload(result=result), turn=number, tool_call_id=result.tool_call_id)
         else:
-            self._recorder.add(ToolFailedPayload(result=result), turn=number, tool_call_id=result.tool_call_id)
+            attempt = self._attempts.pop(result.tool_call_id, 1)
+            failed = ToolFailedPayload(result=result, attempt=attempt)
+            self._recorder.add(failed, turn=number, tool_call_id=result.tool_call_id)
         self._add_message(
             ToolResultMessage(
                 tool_call_id=result.tool_call_id,

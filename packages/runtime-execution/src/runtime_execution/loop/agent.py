@@ -29,7 +29,7 @@ from runtime_core.exceptions import ConfigurationError, NotFoundError
 from runtime_core.ids import IdGenerator, UlidGenerator
 from runtime_core.memory import InMemoryRunStore
 from runtime_core.messages import Message, SystemMessage, UserMessage
-from runtime_core.pipeline import RateLimiter, ToolResultCache
+from runtime_core.pipeline import RateLimiter, ToolResultCache, ToolRetryPolicy
 from runtime_core.policy import PolicyEngine
 from runtime_core.providers import ModelProvider, StreamChunk, TextDelta, TokenCounter, ToolCallDelta
 from runtime_core.redaction import Redactor
@@ -234,6 +234,7 @@ class AgentLoop:
             the cost side of budgets. Without it, usage costs what the provider reports (usually 0).
         tokens: Estimates a request's prompt tokens, reserved against a budget before each call.
         redactor: Removes secrets from every event and checkpoint before it is stored, and from results.
+        retry: Tries failed tool calls again (the control plane's `ErrorRecovery`); ``None`` never does.
     """
 
     def __init__(
@@ -259,6 +260,7 @@ class AgentLoop:
         pricing: Pricing | None = None,
         tokens: TokenCounter | None = None,
         redactor: Redactor | None = None,
+        retry: ToolRetryPolicy | None = None,
     ) -> None:
         self._providers: dict[str, ModelProvider]
         if isinstance(providers, Mapping):
@@ -289,6 +291,7 @@ class AgentLoop:
             pricing=pricing,
             tokens=tokens,
             redactor=redactor,
+            retry=retry,
         )
 
     @property
