@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runtime_control import ErrorRecovery, HeuristicTokenCounter, ModelCatalog, Redactor
+from runtime_control import ErrorRecovery, EventBus, HeuristicTokenCounter, ModelCatalog, Redactor
 from runtime_core.agents import RecoveryConfig
 from runtime_core.approvals import Approval, ApprovalDecision, ApprovalResolution
 from runtime_core.budgets import Budget
@@ -286,3 +286,26 @@ def test_transient_failures_of_repeatable_tools_are_retried_and_identical_failur
         assert [m.content for m in tool_messages] == ["page flaky"]
 
     asyncio.run(check())
+
+
+def test_the_event_bus_is_the_loops_fan_out() -> None:
+    bus = EventBus()
+    tools_seen: list[str] = []
+    bus.subscribe("tool.*", lambda event: tools_seen.append(f"{event.type} {event.payload.tool_call_id}"))
+    provider = RecordingProvider(calls(call("file:list")), done())
+    loop = AgentLoop(providers=[provider], tools=builtin_tools(), workspace=Path.cwd(), sink=bus, ids=SequentialIds())
+
+    async def main() -> None:
+        handle = await loop.start(agent(), "List")
+        completed = await bus.wait_for("run.completed", timeout=5)
+        result = await handle
+        assert completed.correlation_id == result.run_id
+        assert completed.payload.seq == result.last_seq
+
+    asyncio.run(main())
+    assert tools_seen == [
+        "tool.called call_0_0",
+        "tool.finished call_0_0",
+        "tool.called call_1_0",
+        "tool.finished call_1_0",
+    ]
