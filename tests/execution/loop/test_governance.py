@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runtime_control import ErrorRecovery, EventBus, HeuristicTokenCounter, ModelCatalog, Redactor
+from runtime_control import ApprovalBroker, ErrorRecovery, EventBus, HeuristicTokenCounter, ModelCatalog, Redactor
 from runtime_core.agents import RecoveryConfig
 from runtime_core.approvals import Approval, ApprovalDecision, ApprovalResolution
 from runtime_core.budgets import Budget
@@ -309,3 +309,51 @@ def test_the_event_bus_is_the_loops_fan_out() -> None:
         "tool.called call_1_0",
         "tool.finished call_1_0",
     ]
+
+
+@pytest.mark.parametrize("decision", ["allow", "deny"])
+def test_a_run_waits_for_an_approval_resolved_from_another_task(tmp_path: Path, decision: str) -> None:
+    broker = ApprovalBroker(timeout_s=5, poll_interval_s=0.05)
+    provider = RecordingProvider(calls(call("shell:run", command="touch approved")), done())
+    loop = AgentLoop(
+        providers=[provider], tools=builtin_tools(), workspace=tmp_path, policy=AskShell(), approvals=broker
+    )
+
+    async def main() -> None:
+        handle = await loop.start(agent(), "Shell")
+        async for event in handle.events():
+            if event.type.value == "approval.requested":  # type: ignore[union-attr]
+                break
+        pending = await broker.pending(handle.run_id)
+        for _ in range(100):  # the broker stores the request right after the run recorded it
+            if pending:
+                break
+            await asyncio.sleep(0.01)
+            pending = await broker.pending(handle.run_id)
+        assert (await loop.store.get_run(handle.run_id)).status is RunStatus.WAITING_APPROVAL
+        assert handle.status.value == "waiting_confirmation"
+        assert len(provider.requests) == 1  # the run waits: no further model call
+        await broker.resolve(pending[0].id, decision, resolved_by="ops", note="checked")
+        result = await asyncio.wait_for(handle.result(), 5)
+        assert result.ok
+        assert (tmp_path / "approved").exists() is (decision == "allow")
+
+    asyncio.run(main())
+
+
+def test_an_unanswered_approval_times_out_to_a_denial(tmp_path: Path) -> None:
+    broker = ApprovalBroker(timeout_s=0.05, poll_interval_s=0.01)
+    provider = RecordingProvider(calls(call("shell:run", command="touch never")), done())
+    loop = AgentLoop(
+        providers=[provider], tools=builtin_tools(), workspace=tmp_path, policy=AskShell(), approvals=broker
+    )
+    result = asyncio.run(loop.run(agent(), "Shell"))
+    assert result.ok
+    assert not (tmp_path / "never").exists()
+
+    async def check() -> None:
+        events = await log(loop.store, result.run_id)
+        resolved = next(e.payload for e in events if e.type.value == "approval.resolved")
+        assert (resolved.decision.value, resolved.expired) == ("deny", True)
+
+    asyncio.run(check())

@@ -648,6 +648,8 @@ class Driver:
         if self._config.approvals is None:
             return None
         self._set_status(AgentStatus.WAITING_CONFIRMATION)
+        # Durable before anyone is asked: the run shows as waiting_approval, and the request survives a crash.
+        await self._commit_turn(CheckpointStatus.OPEN)
         try:
             with self._control.interruptible():
                 resolution = await self._config.approvals.decide(approval)
