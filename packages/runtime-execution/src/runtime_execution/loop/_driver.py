@@ -11,15 +11,15 @@ import asyncio
 import contextlib
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NoReturn
 
 from pydantic import JsonValue, ValidationError
 
 from runtime_core.agents import AgentSpec, ExecutionMode
-from runtime_core.approvals import Approval, ApprovalDecision, ApprovalHandler
+from runtime_core.approvals import Approval, ApprovalDecision, ApprovalHandler, ApprovalResolution
 from runtime_core.budgets import BudgetLevel, BudgetState, BudgetVerdict
 from runtime_core.checkpoints import (
     Checkpoint,
@@ -59,7 +59,7 @@ from runtime_core.ids import IdGenerator
 from runtime_core.messages import AssistantMessage, Message, ToolResultMessage, UserMessage
 from runtime_core.messaging import MessageEnvelope, MessageKind
 from runtime_core.pipeline import ToolRetryPolicy
-from runtime_core.policy import PolicyContext, PolicyOutcome
+from runtime_core.policy import PolicyContext, PolicyDecision, PolicyOutcome
 from runtime_core.providers import (
     ModelProvider,
     ModelRequest,
@@ -74,6 +74,7 @@ from runtime_core.runs import Run, RunResult, RunStatus
 from runtime_core.tools import (
     COMPLETION_TOOL_NAME,
     CompleteTaskInput,
+    ReconcilableTool,
     Tool,
     ToolCall,
     ToolContext,
@@ -113,6 +114,14 @@ _STICKY_ALLOW: dict[str, object] = {
 
 _WITHIN_BUDGET = BudgetVerdict()
 
+_UNKNOWN_OUTCOME = PolicyDecision(
+    allowed=True,
+    requires_confirmation=True,
+    policy_decision=PolicyOutcome.ALLOW_WITH_CONFIRM,
+    reason="the run stopped while this call ran and its tool cannot be repeated safely: run it again?",
+    reason_code="unknown_outcome",
+)
+
 _FAILURE_MEMORY = 100
 """How many failed call signatures a run remembers (the spec's error history)."""
 
@@ -141,6 +150,35 @@ class DriverConfig:
     tokens: TokenCounter | None = None
     redactor: Redactor | None = None
     retry: ToolRetryPolicy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where a resumed run picks up, read from its log (see `AgentLoop.resume`).
+
+    Attributes:
+        recovered: The run already had its recovery turn.
+        number: The turn that was in progress, or ``None`` when the last turn finished.
+        parent: Turn of the checkpoint before that turn's.
+        messages: The messages the turn had added so far (its open checkpoint's delta).
+        usage: The turn's model usage so far.
+        recovery: The turn is the recovery turn.
+        pending: The turn's tool calls without a recorded result, in order.
+        started: Ids of pending calls whose ``tool.started`` is recorded: their outcome is unknown.
+        approvals: Pending calls with an approval requested and not answered: call id to approval id.
+        answered: Pending calls whose approval was answered: call id to the recorded answer.
+    """
+
+    recovered: bool = False
+    number: int | None = None
+    parent: int | None = None
+    messages: tuple[Message, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    recovery: bool = False
+    pending: tuple[ToolCall, ...] = ()
+    started: frozenset[str] = frozenset()
+    approvals: Mapping[str, str] = field(default_factory=dict)
+    answered: Mapping[str, ApprovalResolvedPayload] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -201,6 +239,7 @@ class Driver:
         stream_model: bool,
         on_delta: Callable[[int, StreamChunk], None],
         on_status: Callable[[AgentStatus], None],
+        resume: ResumePoint | None = None,
     ) -> None:
         self._config = config
         self._run = run
@@ -225,7 +264,10 @@ class Driver:
         self._turn_number = state.turn
         self._checkpoint_turn: int | None = state.turn
         """Turn of the last checkpoint written (or loaded)."""
-        self._recovered = False
+        self._resume = resume
+        self._recovered = resume.recovered if resume is not None else False
+        self._approval_ids: dict[str, str] = dict(resume.approvals) if resume is not None else {}
+        self._answered: dict[str, ApprovalResolvedPayload] = dict(resume.answered) if resume is not None else {}
         self._last_text: str | None = next(
             (m.content for m in reversed(state.messages) if isinstance(m, AssistantMessage) and m.content), None
         )
@@ -251,6 +293,10 @@ class Driver:
         """Run turns until the run completes, fails, is cancelled or waits for an approval."""
         heartbeat = asyncio.create_task(self._recorder.heartbeat(), name=f"lease-heartbeat-{self._run.id}")
         try:
+            if self._resume is not None and self._resume.number is not None:
+                resumed = await self._resume_turn(self._resume, self._resume.number)
+                if resumed is not None:
+                    return resumed
             while True:
                 await self._between_turns()
                 result = await self._run_turn()
@@ -295,6 +341,59 @@ class Driver:
             await self._control.wait_runnable()
             self._check_cancel()
             self._recorder.add(RunResumedPayload(reason=self._control.take_resume_reason()), turn=self._turn_number)
+
+    # -- resume --------------------------------------------------------------------------------------
+
+    async def _resume_turn(self, point: ResumePoint, number: int) -> RunResult | None:
+        """Finish the turn a previous driver left open, applying the side-effect ledger to its calls."""
+        self._turn_number = number
+        self._turn = _Turn(
+            number, point.parent, self._config.clock.monotonic(), point.recovery, list(point.messages), point.usage
+        )
+        self._set_status(AgentStatus.EXECUTING)
+        for call in (call for call in point.pending if call.id in point.started):
+            waiting = await self._settle_unknown(call)
+            if waiting is not None:
+                return waiting
+        fresh = [call for call in point.pending if call.id not in point.started]
+        if fresh:
+            waiting = await self._run_tools(fresh)
+            if waiting is not None:
+                return waiting
+        await self._end_turn()
+        return None
+
+    async def _settle_unknown(self, call: ToolCall) -> RunResult | None:
+        """A call that started before the crash and has no recorded outcome (DESIGN §5)."""
+        tool = self._tools.get(call.name)
+        if tool is None:
+            message = f"{call.name} is no longer available, and its outcome before the restart is unknown"
+            self._record_outcome(failed_result(call, ToolErrorCode.RESOURCE_NOT_FOUND, message))
+            return None
+        spec = tool.spec
+        if spec.effect in (ToolEffect.NONE, ToolEffect.IDEMPOTENT):
+            await self._run_group([Screened(call, tool, None)])  # safe to run again, with the same key
+            return None
+        if spec.effect is ToolEffect.COMPENSABLE and isinstance(tool, ReconcilableTool):
+            context = self._tool_context(call)
+            with self._control.interruptible():
+                result = await self._config.pipeline.execute(
+                    Screened(call, tool, None), context, self._timeout(Screened(call, tool, None)), reconcile=True
+                )
+            self._record_outcome(result)
+            return None
+        item = Screened(call, tool, _UNKNOWN_OUTCOME)
+        decided = await self._approve(item, reason_code="unknown_outcome")
+        if decided is None:
+            return await self._wait_for_approval("unknown_outcome")
+        if decided.failure is not None:
+            message = "its outcome before the restart is unknown, and it was not run again: " + (
+                decided.failure.error.message if decided.failure.error else "denied"
+            )
+            self._record_outcome(failed_result(call, ToolErrorCode.PERMISSION_DENIED, message))
+            return None
+        await self._run_group([decided])
+        return None
 
     # -- one turn --------------------------------------------------------------------------------------
 
@@ -630,18 +729,31 @@ class Driver:
             self._record_outcome(result)
         return None
 
-    async def _approve(self, item: Screened) -> Screened | None:
+    async def _approve(self, item: Screened, *, reason_code: str = "approval_required") -> Screened | None:
         """Ask the approval handler; return the call as allowed or denied, or ``None`` to wait."""
         assert item.decision is not None
+        answered = self._answered.pop(item.call.id, None)
+        if answered is not None:  # answered before a restart: the recorded answer stands
+            recorded = ApprovalResolution(
+                approval_id=answered.approval_id,
+                decision=answered.decision,
+                note=answered.note,
+                resolved_by=answered.resolved_by,
+                sticky=answered.sticky,
+                expired=answered.expired,
+            )
+            return self._apply_resolution(item, recorded)
         approval = Approval(
-            id=self._config.ids.new_id("apr"),
+            id=self._approval_ids.pop(item.call.id, None) or self._config.ids.new_id("apr"),
             run_id=self._run.id,
             tool_call=item.call,
             reason=item.decision.reason or f"{item.call.name} needs approval",
             requested_at=self._config.clock.now(),
         )
         self._recorder.add(
-            ApprovalRequestedPayload(approval_id=approval.id, call=item.call, reason=approval.reason),
+            ApprovalRequestedPayload(
+                approval_id=approval.id, call=item.call, reason=approval.reason, reason_code=reason_code
+            ),
             turn=self._turn_number,
             tool_call_id=item.call.id,
         )
@@ -670,6 +782,9 @@ class Driver:
             turn=self._turn_number,
             tool_call_id=item.call.id,
         )
+        return self._apply_resolution(item, resolution)
+
+    def _apply_resolution(self, item: Screened, resolution: ApprovalResolution) -> Screened:
         if resolution.decision is ApprovalDecision.ALLOW:
             if resolution.sticky:
                 self._sticky.add(item.call.name)
@@ -679,10 +794,10 @@ class Driver:
         denial = failed_result(item.call, ToolErrorCode.PERMISSION_DENIED, why)
         return Screened(item.call, item.tool, item.decision, denial)
 
-    async def _wait_for_approval(self) -> RunResult:
+    async def _wait_for_approval(self, reason: str = "approval_required") -> RunResult:
         self._set_status(AgentStatus.WAITING_CONFIRMATION)
         await self._commit_turn(CheckpointStatus.OPEN)
-        return self._result(RunStatus.WAITING_APPROVAL, "approval_required")
+        return self._result(RunStatus.WAITING_APPROVAL, reason)
 
     async def _run_group(self, group: list[Screened]) -> None:
         """Run one dependency-safe group: gate each call, write ahead if needed, run, record."""

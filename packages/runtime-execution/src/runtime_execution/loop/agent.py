@@ -35,11 +35,12 @@ from runtime_core.providers import ModelProvider, StreamChunk, TextDelta, TokenC
 from runtime_core.redaction import Redactor
 from runtime_core.runs import Run, RunResult
 from runtime_core.spool import SpoolStore
-from runtime_core.stores import RunStore
+from runtime_core.stores import Lease, RunStore
 from runtime_core.tools import Tool, ToolRegistry
 from runtime_core.usage import Pricing, Usage
-from runtime_execution.loop._driver import Driver, DriverConfig
+from runtime_execution.loop._driver import Driver, DriverConfig, ResumePoint
 from runtime_execution.loop._recorder import Recorder
+from runtime_execution.loop._resume import resume_point
 from runtime_execution.loop.control import RunControl
 from runtime_execution.loop.pipeline import ToolPipeline
 from runtime_execution.loop.scheduling import ResourceResolver, default_resources
@@ -357,7 +358,7 @@ class AgentLoop:
             ConfigurationError: No provider serves the agent's model.
             AlreadyExistsError: `run_id` is taken.
         """
-        provider = self._provider(agent)
+        self._provider(agent)
         self._check_pricing(agent)
         if not task.strip():
             raise ConfigurationError("the task cannot be blank", setting="task")
@@ -371,14 +372,44 @@ class AgentLoop:
             ts=self._clock.now(),
             agent_id=agent.name,
         )
+        messages: list[Message] = [SystemMessage(content=agent.instructions)] if agent.instructions else []
+        messages.append(UserMessage(content=task))
+        return await self._create(
+            run_id, created, CheckpointState(turn=0, messages=tuple(messages)), workspace, stream_model
+        )
+
+    async def _create(
+        self,
+        run_id: str,
+        created: EventDraft,
+        state: CheckpointState,
+        workspace: str | os.PathLike[str] | None,
+        stream_model: bool,
+    ) -> RunHandle:
+        """Create a run, commit its first snapshot (`state`) and start driving it."""
         run = await self._store.create_run(run_id, created)
         lease = await self._store.acquire_lease(run_id, self._worker, ttl=self._lease_ttl)
-        control = RunControl()
-        handle = RunHandle(run, self._store, control)
+        handle, recorder = self._handle(run, lease)
+        recorder.add(RunStartedPayload(worker=self._worker), turn=state.turn)
+        recorder.add(CheckpointSavedPayload(kind="snapshot", final=True), turn=state.turn)
+        await recorder.commit(
+            CheckpointSnapshot(
+                run_id=run_id,
+                turn=state.turn,
+                status=CheckpointStatus.FINAL,
+                created_at=self._clock.now(),
+                state=state,
+            )
+        )
+        self._drive(handle, recorder, run, state, workspace, stream_model)
+        return handle
+
+    def _handle(self, run: Run, lease: Lease) -> tuple[RunHandle, Recorder]:
+        handle = RunHandle(run, self._store, RunControl())
         recorder = Recorder(
             self._store,
             lease,
-            agent_id=agent.name,
+            agent_id=run.agent.name,
             next_seq=run.last_seq + 1,
             clock=self._clock,
             sink=self._sink,
@@ -386,33 +417,126 @@ class AgentLoop:
             lease_ttl=self._lease_ttl,
             redactor=self._config.redactor,
         )
-        messages: list[Message] = [SystemMessage(content=agent.instructions)] if agent.instructions else []
-        messages.append(UserMessage(content=task))
-        state = CheckpointState(turn=0, messages=tuple(messages))
-        recorder.add(RunStartedPayload(worker=self._worker), turn=0)
-        recorder.add(CheckpointSavedPayload(kind="snapshot", final=True), turn=0)
-        await recorder.commit(
-            CheckpointSnapshot(
-                run_id=run_id, turn=0, status=CheckpointStatus.FINAL, created_at=self._clock.now(), state=state
-            )
-        )
+        return handle, recorder
+
+    def _drive(
+        self,
+        handle: RunHandle,
+        recorder: Recorder,
+        run: Run,
+        state: CheckpointState,
+        workspace: str | os.PathLike[str] | None,
+        stream_model: bool,
+        resume: ResumePoint | None = None,
+    ) -> None:
         root = _workspace_root(workspace) if workspace is not None else self._workspace
         driver = Driver(
             self._config,
             run,
             state,
-            provider=provider,
-            tools=self._tools.view(agent.tools),
+            provider=self._provider(run.agent),
+            tools=self._tools.view(run.agent.tools),
             completion=complete_task,
             recorder=recorder,
-            control=control,
+            control=handle.control,
             workspace=root,
             stream_model=stream_model,
             on_delta=handle._on_delta,
             on_status=handle._on_status,
+            resume=resume,
         )
         handle._start(driver)
+
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        workspace: str | os.PathLike[str] | None = None,
+        stream_model: bool = False,
+        steal: bool = False,
+    ) -> RunHandle:
+        """Continue a run from its last checkpoint (after a crash, a restart or an approval).
+
+        The turn that was in progress is finished first, applying the side-effect ledger to each call
+        whose outcome the log does not know: a call that never started runs normally; one that started
+        and whose tool's effect is ``none`` or ``idempotent`` runs again (with the same idempotency key);
+        a ``compensable`` one is settled by its tool's ``reconcile``; an ``unsafe`` one is never re-run
+        silently: it needs an approval (reason ``unknown_outcome``), and without an approval handler the
+        run waits for one. Approvals requested before are asked again under their recorded ids, so an
+        answer given meanwhile (through the approval store) is found.
+
+        Args:
+            run_id: The run.
+            workspace: Root directory of file and shell tools (default: the loop's).
+            stream_model: Stream the model's replies.
+            steal: Take the run's lease even if another worker's lease is still live (for a worker known
+                to be dead).
+
+        Raises:
+            NotFoundError: No such run.
+            ConfigurationError: The run has ended, or no provider serves its model.
+            LeaseHeldError: Another worker holds the run and `steal` is false.
+        """
+        loaded = await self._store.load(run_id)
+        run = loaded.run
+        if run.status.is_terminal:
+            raise ConfigurationError(
+                f"run {run_id!r} has ended ({run.status.value}, {run.reason}); fork it to continue from a turn",
+                setting="run_id",
+            )
+        self._provider(run.agent)
+        events = await self._store.read_events(run_id)
+        point = await resume_point(self._store, loaded, events)
+        lease = await self._store.acquire_lease(run_id, self._worker, ttl=self._lease_ttl, steal=steal)
+        handle, recorder = self._handle(run, lease)
+        recorder.add(RunStartedPayload(worker=self._worker, resumed=True), turn=loaded.state.turn)
+        self._drive(handle, recorder, run, loaded.state, workspace, stream_model, point)
         return handle
+
+    async def fork(
+        self,
+        run_id: str,
+        *,
+        at_turn: int,
+        agent: AgentSpec | None = None,
+        workspace: str | os.PathLike[str] | None = None,
+        new_run_id: str | None = None,
+    ) -> RunHandle:
+        """Start a new run from the state of another at the end of turn `at_turn` (time travel).
+
+        The new run records ``forked_from`` (run id and turn) in its metadata, keeps the original task and
+        conversation up to that turn, and may use another agent spec (another model or policy).
+
+        Raises:
+            NotFoundError: No such run.
+            ConfigurationError: `at_turn` is not a finished turn of the run.
+        """
+        loaded = await self._store.load(run_id, at_turn=at_turn)
+        source = loaded.run
+        if at_turn < 0 or loaded.state.turn != at_turn or loaded.state.pending_tool_calls:
+            raise ConfigurationError(
+                f"run {run_id!r} has no finished turn {at_turn} (its last checkpoint is turn {loaded.state.turn})",
+                setting="at_turn",
+            )
+        agent = agent or source.agent
+        self._provider(agent)
+        self._check_pricing(agent)
+        new_run_id = new_run_id or self._ids.new_id("run")
+        forked: dict[str, JsonValue] = {"run_id": run_id, "turn": at_turn}
+        created = EventDraft.of(
+            RunCreatedPayload(
+                agent=agent,
+                task=source.task,
+                parent_run_id=source.parent_run_id,
+                root_run_id=source.root_run_id if source.parent_run_id else None,
+                depth=source.depth,
+                metadata={**source.metadata, "forked_from": forked},
+            ),
+            id=Event.id_for(new_run_id, 1),
+            ts=self._clock.now(),
+            agent_id=agent.name,
+        )
+        return await self._create(new_run_id, created, loaded.state, workspace, stream_model=False)
 
     async def run(
         self,

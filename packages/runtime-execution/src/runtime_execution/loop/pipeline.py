@@ -33,6 +33,7 @@ from runtime_core.pipeline import RateLimiter, ToolResultCache
 from runtime_core.policy import PolicyContext, PolicyDecision, PolicyEngine, PolicyOutcome
 from runtime_core.spool import SpoolStore
 from runtime_core.tools import (
+    ReconcilableTool,
     Tool,
     ToolCall,
     ToolContext,
@@ -209,10 +210,14 @@ class ToolPipeline:
 
     # -- stages 7-8 ----------------------------------------------------------------------------------
 
-    async def execute(self, screened: Screened, context: ToolContext, timeout_s: float) -> ToolResult:
+    async def execute(
+        self, screened: Screened, context: ToolContext, timeout_s: float, *, reconcile: bool = False
+    ) -> ToolResult:
         """Run the tool under its timeout, spool a large output, and update the cache.
 
-        Never raises for a tool failure: every failure becomes an error result. Cancellation propagates.
+        With `reconcile`, call the tool's ``reconcile`` hook instead (a ``compensable`` call whose
+        outcome a crash left unknown). Never raises for a tool failure: every failure becomes an error
+        result. Cancellation propagates.
         """
         call, tool = screened.call, screened.tool
         assert tool is not None
@@ -221,7 +226,11 @@ class ToolPipeline:
         failure: tuple[ToolErrorCode, str, Mapping[str, JsonValue]] | None = None
         try:
             async with asyncio.timeout(timeout_s):
-                data = await tool.invoke(call.arguments, context)
+                if reconcile:
+                    assert isinstance(tool, ReconcilableTool)
+                    data = await tool.reconcile(call, context)
+                else:
+                    data = await tool.invoke(call.arguments, context)
         except TimeoutError:
             failure = (
                 ToolErrorCode.TIMEOUT,

@@ -27,7 +27,10 @@ class AgentStatus(StrEnum):
 
 
 _TRANSITIONS: dict[AgentStatus, frozenset[AgentStatus]] = {
-    AgentStatus.IDLE: frozenset({AgentStatus.THINKING, AgentStatus.RECOVERING, AgentStatus.ERROR}),
+    # A resumed run may pick up in the middle of a turn, with tools to run.
+    AgentStatus.IDLE: frozenset(
+        {AgentStatus.THINKING, AgentStatus.RECOVERING, AgentStatus.EXECUTING, AgentStatus.ERROR}
+    ),
     # A turn whose calls were all refused goes from thinking straight to the next turn (or a pause).
     AgentStatus.THINKING: frozenset(
         {AgentStatus.EXECUTING, AgentStatus.IDLE, AgentStatus.RECOVERING, AgentStatus.COMPLETE, AgentStatus.ERROR}

@@ -113,15 +113,22 @@ class ScriptedProvider:
     Args:
         scenario: The scenario, or a mapping that validates as one.
         name: Provider name (``"scripted"``).
+        start: Steps already played, to skip: resuming a run in a new process, pass the number of
+            replies its log records (``model.responded`` events), and the scenario goes on from there.
     """
 
-    def __init__(self, scenario: Scenario | dict[str, Any], *, name: str = "scripted") -> None:
+    def __init__(self, scenario: Scenario | dict[str, Any], *, name: str = "scripted", start: int = 0) -> None:
         self._scenario = scenario if isinstance(scenario, Scenario) else Scenario.model_validate(scenario)
         self._name = name
-        self._next = 0
+        if not 0 <= start <= len(self._scenario.steps):
+            raise ConfigurationError(
+                f"start must be between 0 and the {len(self._scenario.steps)} steps of the scenario, got {start}",
+                setting="start",
+            )
+        self._next = start
 
     @classmethod
-    def from_file(cls, path: str | Path, *, name: str = "scripted") -> ScriptedProvider:
+    def from_file(cls, path: str | Path, *, name: str = "scripted", start: int = 0) -> ScriptedProvider:
         """Load a scenario from a ``.toml`` or ``.json`` file.
 
         Raises:
@@ -135,7 +142,7 @@ class ScriptedProvider:
         except (OSError, ValueError, ValidationError) as exc:
             # tomllib.TOMLDecodeError and json.JSONDecodeError are ValueErrors.
             raise ConfigurationError(f"invalid scenario file {str(path)!r}: {exc}", setting="scenario") from exc
-        return cls(scenario, name=name)
+        return cls(scenario, name=name, start=start)
 
     @property
     def name(self) -> str:
