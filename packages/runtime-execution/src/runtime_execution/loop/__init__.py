@@ -5,6 +5,7 @@ from runtime_execution.loop.cache import InMemoryToolCache
 from runtime_execution.loop.control import RunControl
 from runtime_execution.loop.pipeline import Screened, ToolPipeline, failed_result
 from runtime_execution.loop.ratelimit import Rate, TokenBucketRateLimiter
+from runtime_execution.loop.replay import Decision, Divergence, ReplayReport
 from runtime_execution.loop.scheduling import (
     WILDCARD,
     ResourceAccess,
@@ -19,10 +20,13 @@ __all__ = [
     "WILDCARD",
     "AgentLoop",
     "AgentStatus",
+    "Decision",
+    "Divergence",
     "InMemoryToolCache",
     "LoopEvent",
     "ModelDelta",
     "Rate",
+    "ReplayReport",
     "ResourceAccess",
     "ResourceResolver",
     "RunControl",

@@ -36,16 +36,25 @@ from runtime_core.redaction import Redactor
 from runtime_core.runs import Run, RunResult
 from runtime_core.spool import SpoolStore
 from runtime_core.stores import Lease, RunStore
-from runtime_core.tools import Tool, ToolRegistry
+from runtime_core.tools import Tool, ToolRegistry, is_completion_tool
 from runtime_core.usage import Pricing, Usage
 from runtime_execution.loop._driver import Driver, DriverConfig, ResumePoint
 from runtime_execution.loop._recorder import Recorder
 from runtime_execution.loop._resume import resume_point
 from runtime_execution.loop.control import RunControl
 from runtime_execution.loop.pipeline import ToolPipeline
+from runtime_execution.loop.replay import (
+    ReplayedApprovals,
+    ReplayedTool,
+    ReplayReport,
+    decisions,
+    first_divergence,
+    recorded_outcomes,
+)
 from runtime_execution.loop.scheduling import ResourceResolver, default_resources
 from runtime_execution.loop.spooling import SpoolPolicy
 from runtime_execution.loop.states import AgentStatus
+from runtime_execution.providers.recorded import RecordedProvider
 from runtime_execution.tools.completion import complete_task
 from runtime_execution.tools.registry import LocalToolRegistry
 
@@ -492,6 +501,64 @@ class AgentLoop:
         recorder.add(RunStartedPayload(worker=self._worker, resumed=True), turn=loaded.state.turn)
         self._drive(handle, recorder, run, loaded.state, workspace, stream_model, point)
         return handle
+
+    async def replay(
+        self,
+        run_id: str,
+        *,
+        providers: Mapping[str, ModelProvider] | Iterable[ModelProvider] | None = None,
+    ) -> ReplayReport:
+        """Re-drive a recorded run offline and compare every decision with its log.
+
+        The model's replies come from the log (or from `providers`, to try a changed script), tool results
+        are fed back from the log (no tool runs, nothing touches the network) and recorded approval
+        answers are given again; this loop's policy, tools and pricing decide. The replay runs on a
+        scratch in-memory store and the report names the first decision that differs.
+
+        Raises:
+            NotFoundError: No such run.
+            ConfigurationError: The run is a fork (replay the run it was forked from).
+        """
+        events = await self._store.read_events(run_id)
+        created = events[0].payload
+        assert isinstance(created, RunCreatedPayload)  # every run log starts with run.created
+        if "forked_from" in created.metadata:
+            raise ConfigurationError(
+                f"run {run_id!r} is a fork: it starts from another run's state; replay that run", setting="run_id"
+            )
+        agent = created.agent
+        if providers is None:
+            name = agent.model.partition(":")[0]
+            providers = {name: RecordedProvider.from_events(events, name=name)}
+        outcomes = recorded_outcomes(events)
+        # Every tool answers from the log; complete_task stays real (it only validates, with no effect).
+        replayed = [
+            ReplayedTool(spec, outcomes)
+            for spec in self._tools.view(agent.tools).specs()
+            if not is_completion_tool(spec.name)
+        ]
+        scratch = AgentLoop(
+            providers=providers,
+            tools=replayed,
+            store=InMemoryRunStore(clock=self._clock),
+            policy=self._config.pipeline.policy,
+            approvals=ReplayedApprovals(events),
+            resources=self._config.resources,
+            workspace=self._workspace,
+            clock=self._clock,
+            pricing=self._config.pricing,
+            tokens=self._config.tokens,
+            snapshot_every=self._config.snapshot_every,
+        )
+        result = await scratch.run(agent, created.task, metadata=created.metadata)
+        divergence = first_divergence(decisions(events), decisions(await scratch.store.read_events(result.run_id)))
+        return ReplayReport(
+            run_id=run_id,
+            replay_run_id=result.run_id,
+            identical=divergence is None,
+            decisions=len(decisions(events)),
+            divergence=divergence,
+        )
 
     async def fork(
         self,

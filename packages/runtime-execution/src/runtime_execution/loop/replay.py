@@ -1,0 +1,206 @@
+"""Offline replay: re-drive a recorded run and report the first decision that differs.
+
+The model's replies come from the run log (a `RecordedProvider`) unless other providers are given (a
+changed scenario, say), every tool result is fed back from the log — replay never runs a tool — and
+recorded approval answers are given again. The policy, the tool set and the loop itself are today's,
+so a change in any of them shows up as a divergence: the first decision (a tool call, a policy decision,
+an approval request, a tool outcome, the end of the run) that is not what the log says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+from runtime_core.approvals import Approval, ApprovalResolution
+from runtime_core.events import (
+    ApprovalRequestedPayload,
+    ApprovalResolvedPayload,
+    CompletionRecordedPayload,
+    Event,
+    PolicyDecidedPayload,
+    RecoveryStartedPayload,
+    RunCompletedPayload,
+    RunFailedPayload,
+    ToolCalledPayload,
+    ToolFailedPayload,
+    ToolFinishedPayload,
+)
+from runtime_core.exceptions import ToolExecutionError
+from runtime_core.tools import ToolContext, ToolResult, ToolSpec
+
+__all__ = ["Decision", "Divergence", "ReplayReport", "decisions", "first_divergence"]
+
+
+class Decision(BaseModel):
+    """One decision of a run, as replay compares it: what happened, without timestamps or ids."""
+
+    model_config = ConfigDict(frozen=True)
+
+    turn: int
+    kind: str
+    detail: dict[str, JsonValue]
+    seq: int | None = None
+
+    def same_as(self, other: Decision) -> bool:
+        """Whether two decisions are the same (their ``seq`` may differ)."""
+        return (self.turn, self.kind, self.detail) == (other.turn, other.kind, other.detail)
+
+    def describe(self) -> str:
+        """A one-line rendering for reports."""
+        fields = ", ".join(f"{key}={value!r}" for key, value in self.detail.items())
+        return f"turn {self.turn}: {self.kind}({fields})"
+
+
+class Divergence(BaseModel):
+    """Where a replay first differs from the log."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    seq: int | None
+    turn: int
+    expected: str | None
+    actual: str | None
+
+
+class ReplayReport(BaseModel):
+    """The outcome of a replay: identical, or the first divergence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    replay_run_id: str
+    identical: bool
+    decisions: int
+    divergence: Divergence | None = None
+
+
+def _decision(event: Event) -> tuple[str, dict[str, JsonValue]] | None:
+    payload = event.payload
+    if isinstance(payload, ToolCalledPayload):
+        return "tool.called", {"name": payload.call.name, "arguments": payload.call.arguments}
+    if isinstance(payload, PolicyDecidedPayload):
+        decision = payload.decision
+        return "policy.decided", {
+            "tool": payload.tool_name,
+            "decision": decision.policy_decision.value,
+            "rule": decision.policy_rule_id,
+        }
+    if isinstance(payload, ApprovalRequestedPayload):
+        return "approval.requested", {"tool": payload.call.name, "reason": payload.reason_code}
+    if isinstance(payload, ApprovalResolvedPayload):
+        return "approval.resolved", {"decision": payload.decision.value}
+    if isinstance(payload, ToolFinishedPayload):
+        return "tool.outcome", {"tool": payload.result.tool_name, "error": None}
+    if isinstance(payload, ToolFailedPayload):
+        if payload.will_retry:
+            return None
+        return "tool.outcome", {"tool": payload.result.tool_name, "error": payload.error.code.value}
+    if isinstance(payload, RecoveryStartedPayload):
+        return "recovery.started", {"trigger": payload.trigger}
+    if isinstance(payload, CompletionRecordedPayload):
+        return "completion.recorded", {"summary": payload.summary}
+    if isinstance(payload, RunCompletedPayload):
+        return "run.completed", {}
+    if isinstance(payload, RunFailedPayload):
+        return "run.failed", {"reason": payload.reason}
+    return None
+
+
+def decisions(events: Sequence[Event]) -> list[Decision]:
+    """The decisions recorded in a run log, in order."""
+    found: list[Decision] = []
+    for event in events:
+        decision = _decision(event)
+        if decision is not None:
+            found.append(Decision(turn=event.turn, kind=decision[0], detail=decision[1], seq=event.seq))
+    return found
+
+
+def first_divergence(expected: Sequence[Decision], actual: Sequence[Decision]) -> Divergence | None:
+    """The first place two decision sequences differ, or ``None`` when they are the same."""
+    for index in range(max(len(expected), len(actual))):
+        left = expected[index] if index < len(expected) else None
+        right = actual[index] if index < len(actual) else None
+        if left is not None and right is not None and left.same_as(right):
+            continue
+        turn = (left or right).turn if (left or right) is not None else 0  # type: ignore[union-attr]
+        return Divergence(
+            index=index,
+            seq=left.seq if left is not None else None,
+            turn=turn,
+            expected=left.describe() if left is not None else None,
+            actual=right.describe() if right is not None else None,
+        )
+    return None
+
+
+class ReplayedTool:
+    """A tool that answers from the log instead of running: replay never has effects."""
+
+    def __init__(self, spec: ToolSpec, outcomes: Mapping[str, ToolResult]) -> None:
+        self._spec = spec
+        self._outcomes = outcomes
+
+    @property
+    def spec(self) -> ToolSpec:
+        """The original tool's specification."""
+        return self._spec
+
+    async def invoke(self, arguments: Mapping[str, Any], context: ToolContext) -> JsonValue:
+        """Return the recorded result of this call, or raise its recorded failure."""
+        recorded = self._outcomes.get(context.tool_call_id)
+        if recorded is None:
+            raise ToolExecutionError(
+                f"replay: the log holds no result for {self._spec.name} call {context.tool_call_id!r}; "
+                "replay never runs tools",
+                code="EXECUTION_FAILED",
+            )
+        if recorded.error is not None:
+            raise ToolExecutionError(
+                recorded.error.message, code=recorded.error.code.value, details=dict(recorded.error.details)
+            )
+        return recorded.data if recorded.data is not None else recorded.content
+
+
+class ReplayedApprovals:
+    """An approval handler that gives the recorded answers again (and denies what the log never answered)."""
+
+    def __init__(self, events: Sequence[Event]) -> None:
+        calls = {
+            e.payload.approval_id: e.tool_call_id for e in events if isinstance(e.payload, ApprovalRequestedPayload)
+        }
+        self._answers = {
+            calls.get(e.payload.approval_id): e.payload
+            for e in events
+            if isinstance(e.payload, ApprovalResolvedPayload)
+        }
+
+    async def decide(self, approval: Approval) -> ApprovalResolution | None:
+        """Return the recorded answer for the same tool call, or ``None`` (the replayed run then waits)."""
+        answer = self._answers.get(approval.tool_call.id)
+        if answer is None:
+            return None
+        return ApprovalResolution(
+            approval_id=approval.id,
+            decision=answer.decision,
+            note=answer.note,
+            resolved_by=answer.resolved_by,
+            sticky=answer.sticky,
+            expired=answer.expired,
+        )
+
+
+def recorded_outcomes(events: Sequence[Event]) -> dict[str, ToolResult]:
+    """The final result of every tool call in a run log, by call id."""
+    outcomes: dict[str, ToolResult] = {}
+    for event in events:
+        payload = event.payload
+        if isinstance(payload, ToolFinishedPayload) or (
+            isinstance(payload, ToolFailedPayload) and not payload.will_retry
+        ):
+            outcomes[payload.result.tool_call_id] = payload.result
+    return outcomes

@@ -1,0 +1,142 @@
+"""Offline replay: a finished run replays identically; a changed script or policy shows the first divergence."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime_core.exceptions import ConfigurationError
+from runtime_core.function_tools import tool
+from runtime_core.memory import InMemoryRunStore
+from runtime_core.policy import PolicyAction, PolicyContext, PolicyDecision, PolicyOutcome
+from runtime_core.tools import ToolCall, ToolEffect, ToolSpec
+from runtime_execution import AgentLoop, LocalToolRegistry, ScriptedProvider, builtin_tools
+from tests.execution.loop._support import agent, call, calls, done
+
+SCRIPT = {
+    "steps": [
+        calls(call("file:read", path="notes.txt")),
+        calls(call("ledger:append", line="one"), call("file:list")),
+        done("appended"),
+    ]
+}
+
+
+class DenyAppend:
+    def evaluate(self, call: ToolCall, spec: ToolSpec | None, context: PolicyContext) -> PolicyDecision:
+        if call.name == "ledger:append":
+            return PolicyDecision(
+                allowed=False,
+                policy_decision=PolicyOutcome.DENY,
+                reason="no appends",
+                policy_rule_id="no-append",
+                policy_action=PolicyAction.DENY,
+            )
+        return PolicyDecision(allowed=True, policy_decision=PolicyOutcome.ALLOW, policy_rule_id="default")
+
+
+class AllowAll:
+    def evaluate(self, call: ToolCall, spec: ToolSpec | None, context: PolicyContext) -> PolicyDecision:
+        return PolicyDecision(allowed=True, policy_decision=PolicyOutcome.ALLOW, policy_rule_id="default")
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> tuple[InMemoryRunStore, str, list[str], Path]:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "notes.txt").write_text("note\n")
+    effects: list[str] = []
+
+    @tool(name="ledger:append", effect=ToolEffect.UNSAFE)
+    async def append(line: str) -> str:
+        effects.append(line)
+        return f"appended {line}"
+
+    store = InMemoryRunStore()
+    loop = AgentLoop(
+        providers=[ScriptedProvider(SCRIPT)],
+        tools=LocalToolRegistry([*builtin_tools(), append]),
+        store=store,
+        policy=AllowAll(),
+        workspace=workspace,
+    )
+    result = asyncio.run(loop.run(agent(), "Append a line"))
+    assert result.ok
+    assert effects == ["one"]
+    return store, result.run_id, effects, workspace
+
+
+def replayer(store: InMemoryRunStore, workspace: Path, effects: list[str], **options: Any) -> AgentLoop:
+    @tool(name="ledger:append", effect=ToolEffect.UNSAFE)
+    async def append(line: str) -> str:
+        effects.append(f"replay ran {line}")
+        return "should never run"
+
+    options.setdefault("policy", AllowAll())
+    return AgentLoop(
+        providers=[ScriptedProvider({"steps": []})],  # replay must not call it: the log answers
+        tools=LocalToolRegistry([*builtin_tools(), append]),
+        store=store,
+        workspace=workspace,
+        **options,
+    )
+
+
+def test_a_finished_run_replays_with_no_divergence_and_no_effects(recorded: Any) -> None:
+    store, run_id, effects, workspace = recorded
+    report = asyncio.run(replayer(store, workspace, effects).replay(run_id))
+    assert report.identical
+    assert report.divergence is None
+    assert report.decisions >= 10
+    assert effects == ["one"]  # the unsafe tool did not run again
+
+
+def test_a_changed_policy_shows_the_first_divergent_decision(recorded: Any) -> None:
+    store, run_id, effects, workspace = recorded
+    report = asyncio.run(replayer(store, workspace, effects, policy=DenyAppend()).replay(run_id))
+    assert not report.identical
+    divergence = report.divergence
+    assert divergence is not None
+    assert divergence.turn == 2
+    assert divergence.expected is not None
+    assert "policy.decided" in divergence.expected
+    assert "'allow'" in divergence.expected
+    assert divergence.actual is not None
+    assert "'deny'" in divergence.actual
+    assert "no-append" in divergence.actual
+    assert effects == ["one"]
+
+
+def test_a_changed_script_shows_the_first_divergent_tool_call(recorded: Any) -> None:
+    store, run_id, effects, workspace = recorded
+    changed = {
+        "steps": [
+            calls(call("file:read", path="notes.txt")),
+            calls(call("ledger:append", line="two"), call("file:list")),
+            done("appended"),
+        ]
+    }
+    report = asyncio.run(replayer(store, workspace, effects).replay(run_id, providers=[ScriptedProvider(changed)]))
+    assert report.divergence is not None
+    assert report.divergence.turn == 2
+    assert report.divergence.expected is not None
+    assert "'one'" in report.divergence.expected
+    assert report.divergence.actual is not None
+    assert "'two'" in report.divergence.actual
+    assert effects == ["one"]
+
+
+def test_forks_are_replayed_through_their_origin(recorded: Any) -> None:
+    store, run_id, effects, workspace = recorded
+    loop = replayer(store, workspace, effects)
+
+    async def main() -> None:
+        fork = await loop.fork(run_id, at_turn=1)
+        await fork.result()
+        with pytest.raises(ConfigurationError, match="is a fork"):
+            await loop.replay(fork.run_id)
+
+    asyncio.run(main())
