@@ -209,6 +209,13 @@ class RunHandle:
         self._publish([_DONE])
 
 
+def _initial_state(agent: AgentSpec, task: str) -> CheckpointState:
+    """A new run's state: the agent's instructions and the task."""
+    messages: list[Message] = [SystemMessage(content=agent.instructions)] if agent.instructions else []
+    messages.append(UserMessage(content=task))
+    return CheckpointState(turn=0, messages=tuple(messages))
+
+
 def _workspace_root(path: str | os.PathLike[str]) -> Path:
     return Path(path).resolve()
 
@@ -381,11 +388,7 @@ class AgentLoop:
             ts=self._clock.now(),
             agent_id=agent.name,
         )
-        messages: list[Message] = [SystemMessage(content=agent.instructions)] if agent.instructions else []
-        messages.append(UserMessage(content=task))
-        return await self._create(
-            run_id, created, CheckpointState(turn=0, messages=tuple(messages)), workspace, stream_model
-        )
+        return await self._create(run_id, created, _initial_state(agent, task), workspace, stream_model)
 
     async def _create(
         self,
@@ -400,18 +403,18 @@ class AgentLoop:
         lease = await self._store.acquire_lease(run_id, self._worker, ttl=self._lease_ttl)
         handle, recorder = self._handle(run, lease)
         recorder.add(RunStartedPayload(worker=self._worker), turn=state.turn)
+        await self._commit_snapshot(recorder, run_id, state)
+        self._drive(handle, recorder, run, state, workspace, stream_model)
+        return handle
+
+    async def _commit_snapshot(self, recorder: Recorder, run_id: str, state: CheckpointState) -> None:
+        """Commit the first checkpoint of a run (a snapshot), with the events buffered so far."""
         recorder.add(CheckpointSavedPayload(kind="snapshot", final=True), turn=state.turn)
         await recorder.commit(
             CheckpointSnapshot(
-                run_id=run_id,
-                turn=state.turn,
-                status=CheckpointStatus.FINAL,
-                created_at=self._clock.now(),
-                state=state,
+                run_id=run_id, turn=state.turn, status=CheckpointStatus.FINAL, created_at=self._clock.now(), state=state
             )
         )
-        self._drive(handle, recorder, run, state, workspace, stream_model)
-        return handle
 
     def _handle(self, run: Run, lease: Lease) -> tuple[RunHandle, Recorder]:
         handle = RunHandle(run, self._store, RunControl())
@@ -499,7 +502,11 @@ class AgentLoop:
         lease = await self._store.acquire_lease(run_id, self._worker, ttl=self._lease_ttl, steal=steal)
         handle, recorder = self._handle(run, lease)
         recorder.add(RunStartedPayload(worker=self._worker, resumed=True), turn=loaded.state.turn)
-        self._drive(handle, recorder, run, loaded.state, workspace, stream_model, point)
+        state = loaded.state
+        if loaded.checkpoint_turn is None:  # the first driver died before its first commit
+            state = _initial_state(run.agent, run.task)
+            await self._commit_snapshot(recorder, run_id, state)
+        self._drive(handle, recorder, run, state, workspace, stream_model, point)
         return handle
 
     async def replay(
