@@ -1,0 +1,87 @@
+"""The SQL spool store: large tool outputs, addressed by the sha256 of their content and stored once."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from runtime_core.clock import Clock, SystemClock
+from runtime_core.exceptions import NotFoundError
+from runtime_core.spool import SpoolRef
+from runtime_persistence._database import Database
+from runtime_persistence.schema import metadata
+
+__all__ = ["SPOOL_URI_PREFIX", "SqlSpoolStore"]
+
+SPOOL_URI_PREFIX = "db://spool/"
+"""The prefix of the ``uri`` of content spooled to the database (the content hash follows)."""
+
+_spool = metadata.tables["spool"]
+_GET = select(_spool.c.content).where(_spool.c.content_hash == bindparam("content_hash"))
+
+
+class SqlSpoolStore:
+    """A content-addressed `SpoolStore` on SQLite or PostgreSQL.
+
+    Equal contents are stored once: putting content that is already there writes nothing and returns the
+    same reference.
+
+    Args:
+        engine: The database (an engine from `create_engine`, migrated with `upgrade`).
+        clock: Time source for the ``created_at`` of new entries (used by retention).
+        check_schema: Verify the schema revision on first use.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Clock | None = None, check_schema: bool = True) -> None:
+        self._db = Database(engine, check_schema=check_schema)
+        self._clock = clock or SystemClock()
+        dialect = postgresql if self._db.dialect == "postgresql" else sqlite
+        # Insert-or-ignore: concurrent writers of the same content both succeed, one row is kept.
+        self._insert = dialect.insert(_spool).on_conflict_do_nothing(index_elements=[_spool.c.content_hash])
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the store runs on."""
+        return self._db.engine
+
+    async def close(self) -> None:
+        """Return the store's connection to the engine (the engine stays open)."""
+        await self._db.close()
+
+    async def put(self, content: bytes) -> SpoolRef:
+        """Store `content` under its sha256 (once) and return its reference."""
+        digest = hashlib.sha256(content).hexdigest()
+        reference = SpoolRef(
+            content_hash=digest,
+            byte_size=len(content),
+            line_count=content.count(b"\n") + (1 if content and not content.endswith(b"\n") else 0),
+            uri=f"{SPOOL_URI_PREFIX}{digest}",
+        )
+        row: dict[str, Any] = {
+            "content_hash": digest,
+            "byte_size": reference.byte_size,
+            "line_count": reference.line_count,
+            "created_at": self._clock.now(),
+            "content": content,
+        }
+
+        def work(connection: Connection) -> None:
+            connection.execute(self._insert, row)
+
+        await self._db.write("spool_put", work)
+        return reference
+
+    async def get(self, content_hash: str) -> bytes:
+        """Return the content stored under `content_hash`.
+
+        Raises:
+            NotFoundError: Nothing is stored under that hash.
+        """
+        content = await self._db.read("spool_get", lambda c: c.execute(_GET, {"content_hash": content_hash}).scalar())
+        if content is None:
+            raise NotFoundError("spool entry", content_hash)
+        return bytes(content)
