@@ -136,7 +136,26 @@ def fold_checkpoints(checkpoints: Iterable[Checkpoint], *, at_turn: int | None =
         if isinstance(row, CheckpointSnapshot):
             state, start = row.state, index + 1
             break
-    for row in rows[start:]:
+    deltas = rows[start:]
+    if not deltas:
+        return state
+    # Gather everything, then build the state once: applying delta after delta would copy (and
+    # validate) the growing message list every time, quadratic in the number of turns.
+    messages = list(state.messages)
+    usage, phase, budget, variables = state.usage, state.sop_phase, state.budget, dict(state.variables)
+    for row in deltas:
         assert isinstance(row, CheckpointDelta)  # every row after the last snapshot is a delta
-        state = state.apply(row.turn, row.delta)
-    return state
+        delta = row.delta
+        messages.extend(delta.messages)
+        usage = usage + delta.usage
+        phase = delta.sop_phase if delta.sop_phase is not None else phase
+        budget = delta.budget if delta.budget is not None else budget
+        variables.update(delta.variables)
+    return CheckpointState(
+        turn=deltas[-1].turn,
+        messages=tuple(messages),
+        usage=usage,
+        sop_phase=phase,
+        budget=budget,
+        variables=variables,
+    )
