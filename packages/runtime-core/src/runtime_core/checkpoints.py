@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, Field, JsonValue, NonNegativeInt, model_vali
 
 from runtime_core._base import FrozenModel
 from runtime_core.budgets import BudgetState
+from runtime_core.exceptions import CheckpointChainError
 from runtime_core.messages import AssistantMessage, Message, ToolResultMessage
 from runtime_core.tools import ToolCall
 from runtime_core.usage import Usage
@@ -27,6 +28,7 @@ __all__ = [
     "CheckpointState",
     "CheckpointStatus",
     "TurnDelta",
+    "check_chain",
     "fold_checkpoints",
 ]
 
@@ -159,3 +161,47 @@ def fold_checkpoints(checkpoints: Iterable[Checkpoint], *, at_turn: int | None =
         budget=budget,
         variables=variables,
     )
+
+
+def check_chain(run_id: str, checkpoint: Checkpoint, *, last_turn: int | None, last_parent: int | None) -> bool:
+    """Validate a checkpoint row against a run's newest row, for run store implementations.
+
+    Args:
+        run_id: The run the row is appended to.
+        checkpoint: The new row.
+        last_turn: Turn of the run's newest row (``None`` when it has none).
+        last_parent: Parent turn of that newest row.
+
+    Returns:
+        Whether the row replaces the newest one (the same turn, written again).
+
+    Raises:
+        CheckpointChainError: The row belongs to another run, is older than the newest, or names the
+            wrong parent.
+    """
+    if checkpoint.run_id != run_id:
+        raise CheckpointChainError(
+            f"checkpoint of run {checkpoint.run_id!r} appended to run {run_id!r}",
+            run_id=run_id,
+            turn=checkpoint.turn,
+            parent_turn=checkpoint.parent_turn,
+        )
+    replace = last_turn is not None and last_turn == checkpoint.turn
+    if last_turn is not None and checkpoint.turn < last_turn:
+        raise CheckpointChainError(
+            f"checkpoint for turn {checkpoint.turn} is older than the latest (turn {last_turn})",
+            run_id=run_id,
+            turn=checkpoint.turn,
+            parent_turn=checkpoint.parent_turn,
+        )
+    # Replacing a turn's row keeps its parent; a new row's parent is the newest row.
+    expected_parent = last_parent if replace else last_turn
+    if checkpoint.parent_turn != expected_parent:
+        raise CheckpointChainError(
+            f"checkpoint for turn {checkpoint.turn} names parent {checkpoint.parent_turn}, "
+            f"but the previous checkpoint is {expected_parent}",
+            run_id=run_id,
+            turn=checkpoint.turn,
+            parent_turn=checkpoint.parent_turn,
+        )
+    return replace

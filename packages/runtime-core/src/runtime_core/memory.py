@@ -15,13 +15,12 @@ from datetime import datetime, timedelta
 
 from runtime_core.approvals import Approval, ApprovalResolution, ApprovalStatus
 from runtime_core.artifacts import ArtifactEnvelope
-from runtime_core.checkpoints import Checkpoint, fold_checkpoints
+from runtime_core.checkpoints import Checkpoint, check_chain, fold_checkpoints
 from runtime_core.clock import Clock, SystemClock
 from runtime_core.events import Event, EventDraft, EventType
 from runtime_core.exceptions import (
     AlreadyExistsError,
     ApprovalResolvedError,
-    CheckpointChainError,
     DuplicateEventError,
     FencingError,
     LeaseHeldError,
@@ -155,36 +154,13 @@ class InMemoryRunStore:
 
 
 def _check_chain(record: _RunRecord, checkpoint: Checkpoint) -> bool:
-    """Validate `checkpoint` against the chain; return whether it replaces the last row."""
-    run_id = record.run.id
-    if checkpoint.run_id != run_id:
-        raise CheckpointChainError(
-            f"checkpoint of run {checkpoint.run_id!r} appended to run {run_id!r}",
-            run_id=run_id,
-            turn=checkpoint.turn,
-            parent_turn=checkpoint.parent_turn,
-        )
-    rows = record.checkpoints
-    last = rows[-1] if rows else None
-    replace = last is not None and last.turn == checkpoint.turn
-    previous = rows[-2] if replace and len(rows) > 1 else (None if replace else last)
-    expected_parent = previous.turn if previous is not None else None
-    if last is not None and checkpoint.turn < last.turn:
-        raise CheckpointChainError(
-            f"checkpoint for turn {checkpoint.turn} is older than the latest (turn {last.turn})",
-            run_id=run_id,
-            turn=checkpoint.turn,
-            parent_turn=checkpoint.parent_turn,
-        )
-    if checkpoint.parent_turn != expected_parent:
-        raise CheckpointChainError(
-            f"checkpoint for turn {checkpoint.turn} names parent {checkpoint.parent_turn}, "
-            f"but the previous checkpoint is {expected_parent}",
-            run_id=run_id,
-            turn=checkpoint.turn,
-            parent_turn=checkpoint.parent_turn,
-        )
-    return replace
+    last = record.checkpoints[-1] if record.checkpoints else None
+    return check_chain(
+        record.run.id,
+        checkpoint,
+        last_turn=last.turn if last is not None else None,
+        last_parent=last.parent_turn if last is not None else None,
+    )
 
 
 class InMemorySpoolStore:

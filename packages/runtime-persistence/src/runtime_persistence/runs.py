@@ -24,12 +24,11 @@ from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from runtime_core.checkpoints import Checkpoint, CheckpointSnapshot, fold_checkpoints
+from runtime_core.checkpoints import Checkpoint, CheckpointSnapshot, check_chain, fold_checkpoints
 from runtime_core.clock import Clock, SystemClock
 from runtime_core.events import Event, EventDraft, EventType
 from runtime_core.exceptions import (
     AlreadyExistsError,
-    CheckpointChainError,
     DuplicateEventError,
     FencingError,
     LeaseHeldError,
@@ -271,7 +270,9 @@ class SqlRunStore:
             if holder is None or token != lease.token:
                 raise FencingError(run_id=run_id, token=lease.token, current_token=token)
             _check_batch(events)
-            replace = checkpoint is not None and _check_chain(run_id, checkpoint, checkpoint_turn, checkpoint_parent)
+            replace = checkpoint is not None and check_chain(
+                run_id, checkpoint, last_turn=checkpoint_turn, last_parent=checkpoint_parent
+            )
             if checkpoint is not None:
                 checkpoint_turn, checkpoint_parent = checkpoint.turn, checkpoint.parent_turn
             chain = {"b_id": run_id, "checkpoint_turn": checkpoint_turn, "checkpoint_parent_turn": checkpoint_parent}
@@ -411,36 +412,6 @@ def _check_batch(events: Sequence[EventDraft]) -> None:
         if event.id in seen:
             raise DuplicateEventError(event.id)
         seen.add(event.id)
-
-
-def _check_chain(run_id: str, checkpoint: Checkpoint, last_turn: int | None, last_parent: int | None) -> bool:
-    """Validate `checkpoint` against the newest row (its turn and parent); return whether it replaces it."""
-    if checkpoint.run_id != run_id:
-        raise CheckpointChainError(
-            f"checkpoint of run {checkpoint.run_id!r} appended to run {run_id!r}",
-            run_id=run_id,
-            turn=checkpoint.turn,
-            parent_turn=checkpoint.parent_turn,
-        )
-    replace = last_turn is not None and last_turn == checkpoint.turn
-    if last_turn is not None and checkpoint.turn < last_turn:
-        raise CheckpointChainError(
-            f"checkpoint for turn {checkpoint.turn} is older than the latest (turn {last_turn})",
-            run_id=run_id,
-            turn=checkpoint.turn,
-            parent_turn=checkpoint.parent_turn,
-        )
-    # Replacing a turn's row keeps its parent; a new row's parent is the newest row.
-    expected_parent = last_parent if replace else last_turn
-    if checkpoint.parent_turn != expected_parent:
-        raise CheckpointChainError(
-            f"checkpoint for turn {checkpoint.turn} names parent {checkpoint.parent_turn}, "
-            f"but the previous checkpoint is {expected_parent}",
-            run_id=run_id,
-            turn=checkpoint.turn,
-            parent_turn=checkpoint.parent_turn,
-        )
-    return replace
 
 
 def _event_row(event: Event) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from runtime_core.approvals import Approval, ApprovalDecision, ApprovalResolution, ApprovalStatus, ApprovalStore
 from runtime_core.exceptions import AlreadyExistsError, ApprovalResolvedError, NotFoundError
+from runtime_core.testing._harness import StoreConformance
 from runtime_core.testing.conformance import ConformanceFailure, _expect, _new_id
 from runtime_core.tools import ToolCall
 
@@ -238,32 +239,11 @@ APPROVAL_STORE_CHECKS: Sequence[tuple[str, Check]] = (
 """Every approval store check, by name, for runners other than pytest."""
 
 
-class ApprovalStoreConformance:
+class ApprovalStoreConformance(StoreConformance[ApprovalStore]):
     """Base class of a pytest test class that holds a store to the approval store contract.
 
-    Override `make_store` (and `close_store` if the store holds resources). Each check gets a fresh
-    store and runs in its own event loop, so no async pytest plugin is needed.
+    Override `make_store` (and `close_store` if the store holds resources); see `StoreConformance`.
     """
-
-    async def make_store(self) -> ApprovalStore:
-        """Return a new store (it need not be empty: the checks use fresh ids)."""
-        raise NotImplementedError("implement make_store() in your ApprovalStoreConformance subclass")
-
-    async def close_store(self, store: ApprovalStore) -> None:
-        """Release what `make_store` acquired."""
-        return None
-
-    def run_check(self, check: Check) -> None:
-        """Run one check against a fresh store."""
-
-        async def drive() -> None:
-            store = await self.make_store()
-            try:
-                await check(store)
-            finally:
-                await self.close_store(store)
-
-        asyncio.run(drive())
 
     def test_create_get_list(self) -> None:
         """See `check_create_get_list`."""

@@ -45,6 +45,7 @@ from runtime_core.exceptions import (
 from runtime_core.messages import AssistantMessage, Message, ToolResultMessage, UserMessage
 from runtime_core.runs import RunStatus
 from runtime_core.stores import Lease, RunStore
+from runtime_core.testing._harness import StoreConformance
 from runtime_core.tools import ToolCall
 from runtime_core.usage import Usage
 
@@ -333,32 +334,11 @@ RUN_STORE_CHECKS: Sequence[tuple[str, Check]] = (
 """Every check, by name, for runners other than pytest."""
 
 
-class RunStoreConformance:
+class RunStoreConformance(StoreConformance[RunStore]):
     """Base class of a pytest test class that holds a store to the run store contract.
 
-    Override `make_store` (and `close_store` if the store holds resources). Each check gets a fresh
-    store and runs in its own event loop, so no async pytest plugin is needed.
+    Override `make_store` (and `close_store` if the store holds resources); see `StoreConformance`.
     """
-
-    async def make_store(self) -> RunStore:
-        """Return a new, empty store."""
-        raise NotImplementedError("implement make_store() in your RunStoreConformance subclass")
-
-    async def close_store(self, store: RunStore) -> None:
-        """Release what `make_store` acquired."""
-        return None
-
-    def run_check(self, check: Check) -> None:
-        """Run one check against a fresh store."""
-
-        async def drive() -> None:
-            store = await self.make_store()
-            try:
-                await check(store)
-            finally:
-                await self.close_store(store)
-
-        asyncio.run(drive())
 
     def test_create_and_read(self) -> None:
         """See `check_create_and_read`."""
