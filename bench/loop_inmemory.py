@@ -41,7 +41,6 @@ import importlib.metadata
 import itertools
 import json
 import platform
-import socket
 import statistics
 import sys
 import time
@@ -49,51 +48,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from _common import NETWORK_ATTEMPTS, block_network
+
 TARGET_US_PER_TURN = 100.0
 TARGET_RATIO_VS_PYDANTIC_AI = 30.0
 # Informative, not part of the target: above this, per-turn cost visibly grows with the history.
 FLATNESS_MAX = 1.5
 FRAMEWORKS = ("ours", "pydantic_ai", "openai_agents")
 DIST = {"ours": "runtime-execution", "pydantic_ai": "pydantic-ai-slim", "openai_agents": "openai-agents"}
-
-# --- no network -------------------------------------------------------------------------------------
-
-NETWORK_ATTEMPTS: list[str] = []
-
-
-class NetworkBlockedError(OSError):
-    """A framework tried to reach the network during the benchmark."""
-
-
-def _block_network() -> None:
-    """Make every non-Unix socket connection and every name lookup fail (and count it)."""
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-
-    def refuse(what: str) -> NetworkBlockedError:
-        NETWORK_ATTEMPTS.append(what)
-        return NetworkBlockedError(f"bench/loop_inmemory.py blocks the network: {what}")
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if self.family != socket.AF_UNIX:
-            raise refuse(f"connect {address!r}")
-        real_connect(self, address)
-
-    def connect_ex(self: socket.socket, address: Any) -> int:
-        if self.family != socket.AF_UNIX:
-            raise refuse(f"connect_ex {address!r}")
-        return real_connect_ex(self, address)
-
-    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
-        raise refuse(f"create_connection {address!r}")
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        raise refuse(f"getaddrinfo {host!r}")
-
-    socket.socket.connect = connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
-    socket.create_connection = create_connection  # type: ignore[assignment]
-    socket.getaddrinfo = getaddrinfo
-
 
 # --- measurement ------------------------------------------------------------------------------------
 
@@ -466,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.turns < 2 or args.runs < 1:
         parser.error("--turns must be >= 2 and --runs >= 1")
 
-    _block_network()
+    block_network("bench/loop_inmemory.py")
     from agents import set_tracing_disabled
 
     set_tracing_disabled(True)

@@ -1,0 +1,55 @@
+"""What the benchmark scripts share: the no-network guard.
+
+The scripts import it as ``from _common import ...``: run as ``python bench/<script>.py``, the script's own
+directory is the first entry of ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+__all__ = ["NETWORK_ATTEMPTS", "NetworkBlockedError", "block_network"]
+
+NETWORK_ATTEMPTS: list[str] = []
+"""What the guard refused, in order (a benchmark reports how many)."""
+
+
+class NetworkBlockedError(OSError):
+    """A framework tried to reach the network during the benchmark."""
+
+
+def block_network(script: str) -> None:
+    """Make every non-Unix socket connection and every name lookup fail (and count it), for the whole process.
+
+    Only Python's ``socket`` module is patched: a C library's own sockets (libpq's, say) are not affected.
+
+    Args:
+        script: The benchmark's path, named in the error message (``"bench/loop_inmemory.py"``).
+    """
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def refuse(what: str) -> NetworkBlockedError:
+        NETWORK_ATTEMPTS.append(what)
+        return NetworkBlockedError(f"{script} blocks the network: {what}")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if self.family != socket.AF_UNIX:
+            raise refuse(f"connect {address!r}")
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if self.family != socket.AF_UNIX:
+            raise refuse(f"connect_ex {address!r}")
+        return real_connect_ex(self, address)
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        raise refuse(f"create_connection {address!r}")
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        raise refuse(f"getaddrinfo {host!r}")
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    socket.create_connection = create_connection  # type: ignore[assignment]
+    socket.getaddrinfo = getaddrinfo
