@@ -273,7 +273,7 @@ class AgentLoop:
         ids: IdGenerator | None = None,
         worker: str = "agent-loop",
         lease_ttl: timedelta = timedelta(minutes=5),
-        snapshot_every: int = 25,
+        snapshot_every: int = 100,
         pricing: Pricing | None = None,
         tokens: TokenCounter | None = None,
         redactor: Redactor | None = None,

@@ -271,8 +271,10 @@ class ToolPipeline:
             return ToolResult(
                 tool_call_id=call.id, tool_name=call.name, content=view, spool=ref, duration_ms=duration_ms
             )
+        # A text result is its content: keeping it in `data` too would store (and replay) it twice.
+        structured = None if isinstance(data, str) else data
         return ToolResult(
-            tool_call_id=call.id, tool_name=call.name, content=content, data=data, duration_ms=duration_ms
+            tool_call_id=call.id, tool_name=call.name, content=content, data=structured, duration_ms=duration_ms
         )
 
 
