@@ -16,11 +16,35 @@ from runtime_core.stores import LoadedRun, RunStore
 from runtime_core.usage import Usage
 from runtime_execution.loop._driver import ResumePoint
 
-__all__ = ["resume_point"]
+__all__ = ["resume_point", "tail_events"]
+
+_PAGE = 256
+
+
+async def tail_events(store: RunStore, loaded: LoadedRun) -> list[Event]:
+    """The run's events from the first of its newest checkpoint's turn on (all a resume needs).
+
+    Reads the log backwards a page at a time, so resuming costs the same after 5 turns or 5,000.
+    """
+    turn = loaded.checkpoint_turn or 0
+    after = loaded.run.last_seq
+    events: list[Event] = []
+    while after > 0:
+        after = max(0, after - _PAGE)
+        page = list(await store.read_events(loaded.run.id, after_seq=after, limit=_PAGE))
+        events[:0] = page
+        if page and page[0].turn < turn:
+            break
+    return [event for event in events if event.turn >= turn]
 
 
 async def resume_point(store: RunStore, loaded: LoadedRun, events: Sequence[Event]) -> ResumePoint:
-    """Read the log of a run to resume: the open turn (if any) and the ledger of its calls."""
+    """Read the log of a run to resume: the open turn (if any) and the ledger of its calls.
+
+    `events` must hold at least every event of the newest checkpoint's turn (see `tail_events`). A run
+    that had its recovery turn either ended with it or was stopped during it, so the recovery flag is in
+    those events too.
+    """
     recovered = any(event.type.value == "recovery.started" for event in events)
     last_saved = next((event for event in reversed(events) if isinstance(event.payload, CheckpointSavedPayload)), None)
     if last_saved is None or (isinstance(last_saved.payload, CheckpointSavedPayload) and last_saved.payload.final):

@@ -40,7 +40,7 @@ from runtime_core.tools import Tool, ToolRegistry, is_completion_tool
 from runtime_core.usage import Pricing, Usage
 from runtime_execution.loop._driver import Driver, DriverConfig, ResumePoint
 from runtime_execution.loop._recorder import Recorder
-from runtime_execution.loop._resume import resume_point
+from runtime_execution.loop._resume import resume_point, tail_events
 from runtime_execution.loop.control import RunControl
 from runtime_execution.loop.pipeline import ToolPipeline
 from runtime_execution.loop.replay import (
@@ -497,8 +497,7 @@ class AgentLoop:
                 setting="run_id",
             )
         self._provider(run.agent)
-        events = await self._store.read_events(run_id)
-        point = await resume_point(self._store, loaded, events)
+        point = await resume_point(self._store, loaded, await tail_events(self._store, loaded))
         lease = await self._store.acquire_lease(run_id, self._worker, ttl=self._lease_ttl, steal=steal)
         handle, recorder = self._handle(run, lease)
         recorder.add(RunStartedPayload(worker=self._worker, resumed=True), turn=loaded.state.turn)
