@@ -69,7 +69,7 @@ def _differences(engine: Engine) -> list[object]:
 def test_the_models_describe_the_newest_revision() -> None:
     assert head_revision() == SCHEMA_REVISION
     script = ScriptDirectory.from_config(alembic_config())
-    assert [revision.revision for revision in script.walk_revisions()] == [SCHEMA_REVISION]
+    assert [revision.revision for revision in script.walk_revisions()] == [SCHEMA_REVISION, "0001"]
     assert set(metadata.tables) == TABLES
 
 
@@ -185,8 +185,10 @@ def test_migration_modules_import_cleanly() -> None:
     env = importlib.import_module("runtime_persistence.migrations.env")
     assert callable(env.run_online)
     initial = importlib.import_module("runtime_persistence.migrations.versions.0001_initial")
-    assert initial.revision == SCHEMA_REVISION
+    assert initial.revision == "0001"
     assert initial.down_revision is None
+    status = importlib.import_module("runtime_persistence.migrations.versions.0002_artifact_status")
+    assert (status.revision, status.down_revision) == (SCHEMA_REVISION, "0001")
 
 
 def test_offline_mode_renders_the_sql(tmp_path: Path) -> None:

@@ -13,6 +13,25 @@ store = SqlRunStore(engine)
 from importlib.metadata import version as _version
 
 from runtime_persistence.approvals import SqlApprovalStore
+from runtime_persistence.artifacts import (
+    DEFAULT_PAYLOAD_SCHEMAS,
+    QUARANTINE_ERROR_CODE,
+    ArtifactIssue,
+    ArtifactStatus,
+    QuarantinedArtifact,
+    SqlArtifactStore,
+)
+from runtime_persistence.audit import (
+    AUDIT_FORMAT,
+    AuditCounts,
+    AuditFile,
+    AuditManifest,
+    AuditProblem,
+    AuditProblemKind,
+    AuditVerification,
+    export_audit,
+    verify_audit,
+)
 from runtime_persistence.engine import (
     DEFAULT_DATA_DIR,
     DEFAULT_DATABASE_NAME,
@@ -20,7 +39,7 @@ from runtime_persistence.engine import (
     create_engine,
     default_sqlite_url,
 )
-from runtime_persistence.exceptions import DatabaseError, SchemaOutdatedError
+from runtime_persistence.exceptions import ArtifactQuarantinedError, DatabaseError, SchemaOutdatedError
 from runtime_persistence.migrations import (
     VERSION_TABLE,
     alembic_config,
@@ -30,6 +49,7 @@ from runtime_persistence.migrations import (
     head_revision,
     upgrade,
 )
+from runtime_persistence.retention import TERMINAL_STATUSES, PruneReport, prune
 from runtime_persistence.runs import SqlRunStore
 from runtime_persistence.schema import (
     SCHEMA_REVISION,
@@ -71,6 +91,27 @@ __all__ = [
     "SqlApprovalStore",
     "SqlRunStore",
     "SqlSpoolStore",
+    # artifacts
+    "DEFAULT_PAYLOAD_SCHEMAS",
+    "QUARANTINE_ERROR_CODE",
+    "ArtifactIssue",
+    "ArtifactStatus",
+    "QuarantinedArtifact",
+    "SqlArtifactStore",
+    # retention
+    "TERMINAL_STATUSES",
+    "PruneReport",
+    "prune",
+    # audit export
+    "AUDIT_FORMAT",
+    "AuditCounts",
+    "AuditFile",
+    "AuditManifest",
+    "AuditProblem",
+    "AuditProblemKind",
+    "AuditVerification",
+    "export_audit",
+    "verify_audit",
     # schema
     "SCHEMA_REVISION",
     "ApprovalRow",
@@ -85,6 +126,7 @@ __all__ = [
     "UtcDateTime",
     "metadata",
     # exceptions
+    "ArtifactQuarantinedError",
     "DatabaseError",
     "SchemaOutdatedError",
 ]

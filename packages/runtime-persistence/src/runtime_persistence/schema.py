@@ -49,7 +49,7 @@ __all__ = [
     "metadata",
 ]
 
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 """The migration revision these models describe (the head of ``runtime_persistence/migrations``)."""
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -207,11 +207,18 @@ class SpoolRow(Base):
 
 
 class ArtifactRow(Base):
-    """A typed artifact (``runtime_core.ArtifactEnvelope``); ``data`` is the envelope's JSON."""
+    """A typed artifact (``runtime_core.ArtifactEnvelope``), or a submission that failed validation.
+
+    ``status`` is ``valid`` for a stored artifact, whose ``data`` is the envelope's JSON, or
+    ``quarantined`` for a submission kept aside (``runtime_persistence.QuarantinedArtifact``: what was
+    submitted and why it was refused, in ``data``); the other columns of a quarantined row hold what the
+    submission declared, as far as it could be read.
+    """
 
     __tablename__ = "artifacts"
 
     id: Mapped[str] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(server_default="valid")
     type: Mapped[str]
     schema_version: Mapped[int]
     title: Mapped[str]

@@ -41,7 +41,12 @@ class SqlSpoolStore:
         self._clock = clock or SystemClock()
         dialect = postgresql if self._db.dialect == "postgresql" else sqlite
         # Insert-or-ignore: concurrent writers of the same content both succeed, one row is kept.
-        self._insert = dialect.insert(_spool).on_conflict_do_nothing(index_elements=[_spool.c.content_hash])
+        insert = dialect.insert(_spool)
+        # Storing equal content again refreshes its age: retention must not prune an entry that a turn in
+        # progress has just spooled again (its reference commits later, with the turn).
+        self._insert = insert.on_conflict_do_update(
+            index_elements=[_spool.c.content_hash], set_={"created_at": insert.excluded.created_at}
+        )
 
     @property
     def engine(self) -> Engine:
@@ -53,7 +58,7 @@ class SqlSpoolStore:
         await self._db.close()
 
     async def put(self, content: bytes) -> SpoolRef:
-        """Store `content` under its sha256 (once) and return its reference."""
+        """Store `content` under its sha256 (once; storing it again refreshes its age) and return its reference."""
         digest = hashlib.sha256(content).hexdigest()
         reference = SpoolRef(
             content_hash=digest,

@@ -1,0 +1,368 @@
+"""Retention: `prune` deletes old finished delegation trees whole, and spool entries nothing references."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, insert, select
+
+from runtime_core import (
+    AgentSpec,
+    Approval,
+    ArtifactEnvelope,
+    ArtifactType,
+    EventDraft,
+    ManualClock,
+    RunCreatedPayload,
+    RunStatus,
+    ToolCall,
+)
+from runtime_core.checkpoints import CheckpointDelta, TurnDelta
+from runtime_core.events import (
+    ApprovalRequestedPayload,
+    EventPayload,
+    RunCancelledPayload,
+    RunCompletedPayload,
+    RunFailedPayload,
+    RunPausedPayload,
+    RunStartedPayload,
+    ToolFinishedPayload,
+)
+from runtime_core.messages import ToolResultMessage
+from runtime_core.spool import SpoolRef
+from runtime_core.tools import ToolResult
+from runtime_persistence import (
+    TERMINAL_STATUSES,
+    LineageRow,
+    SchemaOutdatedError,
+    SqlApprovalStore,
+    SqlArtifactStore,
+    SqlRunStore,
+    SqlSpoolStore,
+    create_engine,
+    metadata,
+    prune,
+)
+from tests.persistence.support import BACKENDS, T0, TTL, backend_url, migrated_engine, new_id
+
+NOW = T0 + timedelta(days=30)
+OLD = T0  # 30 days before NOW
+RECENT = NOW - timedelta(days=1)
+WEEK = timedelta(days=7)
+RUN_TABLES = ("runs", "events", "checkpoints", "leases", "approvals", "artifacts", "lineage")
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return backend_url(request, tmp_path)
+
+
+@pytest.fixture
+def engine(url: str) -> Iterator[Engine]:
+    with migrated_engine(url) as engine:
+        yield engine
+
+
+@dataclass
+class World:
+    """Runs, approvals, artifacts, lineage and spool entries in known states and ages."""
+
+    engine: Engine
+    runs: dict[str, str] = field(default_factory=dict)  # name -> run id
+    spool: dict[str, str] = field(default_factory=dict)  # name -> content hash
+
+    async def build(self) -> None:
+        store = SqlRunStore(self.engine)
+        approvals = SqlApprovalStore(self.engine)
+        artifacts = SqlArtifactStore(self.engine)
+        try:
+            for name, created in (("a", OLD), ("b", OLD), ("c", OLD), ("d", RECENT), ("e", OLD), ("f", OLD)):
+                await self._spool(name, created)
+            # Old finished runs: they go.
+            await self._run(store, "old_completed", OLD, RunCompletedPayload(summary="done"), spool="a")
+            await self._run(store, "old_failed", OLD, RunFailedPayload(reason="no_completion", message="gave up"))
+            await self._run(store, "old_cancelled", OLD, RunCancelledPayload(), spool="c")
+            await self._run(
+                store, "old_child", OLD, RunCompletedPayload(summary="sub"), parent="old_completed", spool="e"
+            )
+            # Recent, or not finished: they stay.
+            await self._run(store, "recent_completed", RECENT, RunCompletedPayload(summary="done"), spool="c")
+            await self._run(store, "old_running", OLD, None)
+            await self._run(store, "old_paused", OLD, RunPausedPayload())
+            await self._run(store, "old_waiting", OLD, "waiting", spool_in_checkpoint="f")
+            # A finished root whose sub-agent still runs: the whole tree stays.
+            await self._run(store, "old_root_of_running", OLD, RunCompletedPayload(summary="done"))
+            await self._run(store, "running_child", OLD, None, parent="old_root_of_running")
+            for name, run_id in self.runs.items():
+                await approvals.create(
+                    Approval(
+                        id=f"apr_{run_id}",
+                        run_id=run_id,
+                        tool_call=ToolCall(id=f"call_{name}", name="shell:run", arguments={}),
+                        reason="needs a human",
+                        requested_at=OLD,
+                    )
+                )
+                envelope = ArtifactEnvelope(
+                    id=f"art_{run_id}", type=ArtifactType.REPORT_CARD, title=name, run_id=run_id, created_at=OLD
+                )
+                await artifacts.put(envelope)
+                await artifacts.submit({"id": f"bad_{run_id}", "run_id": run_id})  # quarantined, of the run too
+            with self.engine.begin() as connection:
+                connection.execute(
+                    insert(LineageRow.__table__),
+                    [
+                        {
+                            "id": run_id,
+                            "parent_id": None,
+                            "role": "agent",
+                            "status": "completed",
+                            "depth": 0,
+                            "created_at": OLD,
+                            "usage": "{}",
+                            "aggregated_usage": "{}",
+                        }
+                        for run_id in self.runs.values()
+                    ],
+                )
+        finally:
+            await artifacts.close()
+            await approvals.close()
+            await store.close()
+
+    async def _spool(self, name: str, created: Any) -> None:
+        store = SqlSpoolStore(self.engine, clock=ManualClock(created))
+        try:
+            reference = await store.put(f"output {name}\n".encode() * 300)
+        finally:
+            await store.close()
+        self.spool[name] = reference.content_hash
+
+    async def _run(
+        self,
+        store: SqlRunStore,
+        name: str,
+        at: Any,
+        end: EventPayload | str | None,
+        *,
+        parent: str | None = None,
+        spool: str | None = None,
+        spool_in_checkpoint: str | None = None,
+    ) -> None:
+        run_id = new_id(name)
+        parent_id = self.runs[parent] if parent else None
+        created = RunCreatedPayload(
+            agent=AgentSpec(name=name, model="scripted:none"),
+            task="retention",
+            parent_run_id=parent_id,
+            root_run_id=parent_id,
+            depth=1 if parent else 0,
+        )
+        await store.create_run(run_id, _draft(created, at))
+        lease = await store.acquire_lease(run_id, "writer", ttl=TTL)
+        events = [_draft(RunStartedPayload(worker="writer"), at)]
+        if spool is not None:
+            events.append(_draft(ToolFinishedPayload(result=self._result(spool)), at, turn=1))
+        if end == "waiting":
+            call = ToolCall(id="call_wait", name="shell:run", arguments={})
+            events.append(_draft(ApprovalRequestedPayload(approval_id="apr_wait", call=call, reason="ask"), at, turn=1))
+        elif end is not None:
+            assert not isinstance(end, str)
+            events.append(_draft(end, at, turn=1))
+        checkpoint = None
+        if spool_in_checkpoint is not None:
+            # The turn is open: its tool result is only in the checkpoint row so far, as the model saw it.
+            result = self._result(spool_in_checkpoint)
+            message = ToolResultMessage(
+                tool_call_id=result.tool_call_id, tool_name=result.tool_name, content=result.content
+            )
+            checkpoint = CheckpointDelta(run_id=run_id, turn=1, created_at=at, delta=TurnDelta(messages=(message,)))
+        await store.append(lease, events, checkpoint)
+        self.runs[name] = run_id
+
+    def _result(self, name: str) -> ToolResult:
+        digest = self.spool[name]
+        reference = SpoolRef(content_hash=digest, byte_size=1, line_count=300, uri=f"db://spool/{digest}")
+        content = f"output {name}\n[output truncated: the full output is stored as sha256:{digest} at {reference.uri}]"
+        return ToolResult(tool_call_id=f"call_{name}", tool_name="shell:run", content=content, spool=reference)
+
+    def run_counts(self) -> dict[str, int]:
+        with self.engine.connect() as connection:
+            return {
+                table: connection.execute(select(func.count()).select_from(metadata.tables[table])).scalar_one()
+                for table in (*RUN_TABLES, "spool")
+            }
+
+    def remaining_runs(self) -> set[str]:
+        names = {run_id: name for name, run_id in self.runs.items()}
+        with self.engine.connect() as connection:
+            return {names[run_id] for run_id in connection.execute(select(metadata.tables["runs"].c.id)).scalars()}
+
+    def remaining_spool(self) -> set[str]:
+        names = {digest: name for name, digest in self.spool.items()}
+        with self.engine.connect() as connection:
+            hashes = connection.execute(select(metadata.tables["spool"].c.content_hash)).scalars()
+            return {names[digest] for digest in hashes}
+
+
+def _draft(payload: EventPayload, at: Any, *, turn: int = 0) -> EventDraft:
+    return EventDraft.of(payload, id=new_id("evt"), ts=at, agent_id="agent", turn=turn)
+
+
+def _world(engine: Engine) -> World:
+    world = World(engine)
+    asyncio.run(world.build())
+    return world
+
+
+PRUNED = {"old_completed", "old_child", "old_failed", "old_cancelled"}
+
+
+def test_old_finished_trees_go_and_everything_else_stays(engine: Engine) -> None:
+    world = _world(engine)
+    before = world.run_counts()
+    report = asyncio.run(prune(engine, older_than=WEEK, clock=ManualClock(NOW)))
+    assert report.cutoff == NOW - WEEK
+    assert not report.dry_run
+    assert world.remaining_runs() == set(world.runs) - PRUNED
+    assert {name for name, run_id in world.runs.items() if run_id in report.run_ids} == PRUNED
+    assert len(report.run_ids) == report.runs == 4
+    # Each pruned run had: run.created, run.started and an end (plus a tool.finished for three of them).
+    assert report.events == 4 * 3 + 3
+    assert (report.leases, report.approvals, report.artifacts, report.lineage) == (4, 4, 8, 4)
+    assert report.checkpoints == 0
+    after = world.run_counts()
+    for table in RUN_TABLES:
+        assert before[table] - after[table] == getattr(report, table), table
+    # a: only an old pruned run referenced it. b: old, never referenced. c: a recent run still does.
+    # d: too recent to judge. e: referenced by the pruned sub-agent only. f: only in a waiting run's open turn.
+    assert world.remaining_spool() == {"c", "d", "f"}
+    assert report.spool == 3
+    with engine.connect() as connection:
+        leftover = connection.execute(
+            select(func.count())
+            .select_from(metadata.tables["events"])
+            .where(metadata.tables["events"].c.run_id.in_(report.run_ids))
+        ).scalar_one()
+    assert leftover == 0
+
+
+def test_a_dry_run_counts_exactly_what_a_prune_deletes_and_deletes_nothing(engine: Engine) -> None:
+    world = _world(engine)
+    before = world.run_counts()
+    dry = asyncio.run(prune(engine, older_than=WEEK, clock=ManualClock(NOW), dry_run=True, vacuum=True))
+    assert dry.dry_run
+    assert not dry.vacuumed
+    assert world.run_counts() == before
+    real = asyncio.run(prune(engine, older_than=WEEK, clock=ManualClock(NOW)))
+    assert dry.model_dump(exclude={"dry_run"}) == real.model_dump(exclude={"dry_run"})
+    again = asyncio.run(prune(engine, older_than=WEEK, clock=ManualClock(NOW)))
+    assert (again.runs, again.events, again.spool, again.run_ids) == (0, 0, 0, ())
+
+
+def test_small_batches_prune_the_same(engine: Engine) -> None:
+    world = _world(engine)
+    report = asyncio.run(prune(engine, older_than=WEEK, clock=ManualClock(NOW), batch_size=1))
+    assert world.remaining_runs() == set(world.runs) - PRUNED
+    assert report.runs == 4
+    assert report.events == 15
+
+
+def test_the_age_is_judged_from_the_last_update(engine: Engine) -> None:
+    world = _world(engine)
+    report = asyncio.run(prune(engine, older_than=timedelta(days=60), clock=ManualClock(NOW)))
+    assert report.runs == 0
+    assert report.spool == 0
+    everything = asyncio.run(prune(engine, older_than=timedelta(0), clock=ManualClock(NOW)))
+    assert world.remaining_runs() == {
+        "old_running",
+        "old_paused",
+        "old_waiting",
+        "old_root_of_running",
+        "running_child",
+    }
+    assert everything.runs == 5
+    assert world.remaining_spool() == {"f"}
+
+
+def test_only_the_statuses_asked_for_go(engine: Engine) -> None:
+    world = _world(engine)
+    report = asyncio.run(prune(engine, older_than=WEEK, clock=ManualClock(NOW), statuses={RunStatus.FAILED}))
+    assert world.remaining_runs() == set(world.runs) - {"old_failed"}
+    assert report.runs == 1
+    # old_completed's tree also needs "completed": its sub-agent and spool output stay.
+    assert world.remaining_spool() >= {"a", "e"}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"statuses": {RunStatus.RUNNING}},
+        {"statuses": {RunStatus.COMPLETED, RunStatus.WAITING_APPROVAL}},
+        {"statuses": set()},
+        {"older_than": timedelta(seconds=-1)},
+        {"batch_size": 0},
+    ],
+    ids=["running", "waiting", "none", "negative-age", "no-batch"],
+)
+def test_misuse_is_refused_before_anything_happens(engine: Engine, options: dict[str, Any]) -> None:
+    arguments: dict[str, Any] = {"older_than": WEEK, **options}
+    with pytest.raises(ValueError, match=r"must|finished runs only"):
+        asyncio.run(prune(engine, **arguments))
+
+
+def test_the_default_statuses_are_the_terminal_ones() -> None:
+    assert {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED} == TERMINAL_STATUSES
+
+
+def test_vacuum_gives_the_space_back(engine: Engine) -> None:
+    _world(engine)
+    report = asyncio.run(prune(engine, older_than=WEEK, clock=ManualClock(NOW), vacuum=True))
+    assert report.vacuumed
+    assert report.runs == 4
+
+
+def test_prune_checks_the_schema(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        with pytest.raises(SchemaOutdatedError):
+            asyncio.run(prune(engine, older_than=WEEK))
+    finally:
+        engine.dispose()
+
+
+def test_a_spool_entry_is_referenced_by_its_uri_anywhere_a_run_keeps_data(engine: Engine) -> None:
+    async def scenario() -> tuple[str, str]:
+        spool = SqlSpoolStore(engine, clock=ManualClock(OLD))
+        artifacts = SqlArtifactStore(engine)
+        try:
+            kept = await spool.put(b"kept by an artifact\n" * 300)
+            dropped = await spool.put(b"mentioned without its uri\n" * 300)
+            await artifacts.put(
+                ArtifactEnvelope(
+                    id="art_standalone",
+                    type=ArtifactType.REPORT_CARD,
+                    title="the full log",
+                    payload={"log": kept.uri, "hash_only": dropped.content_hash},
+                    created_at=OLD,
+                )
+            )
+        finally:
+            await artifacts.close()
+            await spool.close()
+        return kept.content_hash, dropped.content_hash
+
+    kept, dropped = asyncio.run(scenario())
+    report = asyncio.run(prune(engine, older_than=WEEK, clock=ManualClock(NOW)))
+    assert report.spool == 1
+    with engine.connect() as connection:
+        remaining = set(connection.execute(select(metadata.tables["spool"].c.content_hash)).scalars())
+    assert remaining == {kept}
+    assert dropped == hashlib.sha256(b"mentioned without its uri\n" * 300).hexdigest()
