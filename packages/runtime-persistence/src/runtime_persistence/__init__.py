@@ -17,6 +17,7 @@ from runtime_persistence.artifacts import (
     DEFAULT_PAYLOAD_SCHEMAS,
     QUARANTINE_ERROR_CODE,
     ArtifactIssue,
+    ArtifactQuarantinedError,
     ArtifactStatus,
     QuarantinedArtifact,
     SqlArtifactStore,
@@ -39,7 +40,7 @@ from runtime_persistence.engine import (
     create_engine,
     default_sqlite_url,
 )
-from runtime_persistence.exceptions import ArtifactQuarantinedError, DatabaseError, SchemaOutdatedError
+from runtime_persistence.exceptions import DatabaseError, SchemaOutdatedError
 from runtime_persistence.migrations import (
     VERSION_TABLE,
     alembic_config,

@@ -34,13 +34,13 @@ from sqlalchemy.exc import IntegrityError
 from runtime_core.artifacts import ArtifactEnvelope, ArtifactType
 from runtime_core.clock import Clock, SystemClock
 from runtime_core.events import ErrorPayload
-from runtime_core.exceptions import AlreadyExistsError, NotFoundError
+from runtime_core.exceptions import AlreadyExistsError, NotFoundError, StoreError
 from runtime_core.ids import IdGenerator, UlidGenerator
 from runtime_persistence._database import Database
-from runtime_persistence.exceptions import ArtifactQuarantinedError
 from runtime_persistence.schema import metadata
 
 __all__ = [
+    "ArtifactQuarantinedError",
     "DEFAULT_PAYLOAD_SCHEMAS",
     "QUARANTINE_ERROR_CODE",
     "ArtifactIssue",
@@ -157,6 +157,21 @@ _LIST = (
     .where(_artifacts.c.run_id == bindparam("run_id"), _artifacts.c.status == ArtifactStatus.VALID.value)
     .order_by(_artifacts.c.created_at, _artifacts.c.id)
 )
+
+
+class ArtifactQuarantinedError(StoreError):
+    """`SqlArtifactStore.put` refused an invalid artifact and kept it in quarantine.
+
+    Unlike other store errors, something was written: the quarantine record. Use
+    `SqlArtifactStore.submit` to get the outcome as a value instead.
+
+    Attributes:
+        quarantine: The quarantine record (its ``error_payload()`` is the run log's ``error`` event).
+    """
+
+    def __init__(self, quarantine: QuarantinedArtifact) -> None:
+        super().__init__(quarantine.summary)
+        self.quarantine = quarantine
 
 
 class SqlArtifactStore:

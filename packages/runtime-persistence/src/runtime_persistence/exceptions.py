@@ -8,7 +8,8 @@ They extend the hierarchy of `runtime_core.exceptions`::
     │       └── SchemaOutdatedError     the database schema is not the one this version needs
     └── StoreError                      (runtime_core; fencing, duplicates, checkpoint chain, ...)
         ├── DatabaseError               the database failed (locked, unreachable, ...); nothing was written
-        └── ArtifactQuarantinedError    an invalid artifact was refused and kept in quarantine
+        └── ArtifactQuarantinedError    an invalid artifact was kept in quarantine (in `artifacts`, with
+                                        the `QuarantinedArtifact` record it carries)
 
 `SchemaOutdatedError` is a `ConfigurationError`, not a `StoreError`: nothing went wrong with an operation
 or with the data, the deployment is incomplete, and the fix is an action by whoever owns the database
@@ -18,14 +19,9 @@ typed attributes and survive pickling.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from runtime_core.exceptions import ConfigurationError, StoreError
 
-if TYPE_CHECKING:
-    from runtime_persistence.artifacts import QuarantinedArtifact
-
-__all__ = ["ArtifactQuarantinedError", "DatabaseError", "SchemaOutdatedError"]
+__all__ = ["DatabaseError", "SchemaOutdatedError"]
 
 
 class SchemaOutdatedError(ConfigurationError):
@@ -76,18 +72,3 @@ class DatabaseError(StoreError):
         super().__init__(message)
         self.operation = operation
         self.retryable = retryable
-
-
-class ArtifactQuarantinedError(StoreError):
-    """`SqlArtifactStore.put` refused an invalid artifact and kept it in quarantine.
-
-    Unlike other store errors, something was written: the quarantine record. Use
-    `SqlArtifactStore.submit` to get the outcome as a value instead.
-
-    Attributes:
-        quarantine: The quarantine record (its ``error_payload()`` is the run log's ``error`` event).
-    """
-
-    def __init__(self, quarantine: QuarantinedArtifact) -> None:
-        super().__init__(quarantine.summary)
-        self.quarantine = quarantine
