@@ -24,7 +24,7 @@ from pydantic import (
 
 from runtime_core._base import FrozenModel, trusted
 from runtime_core.agents import AgentSpec
-from runtime_core.approvals import ApprovalDecision
+from runtime_core.approvals import ApprovalDecision, ApprovalResolution
 from runtime_core.budgets import BudgetState
 from runtime_core.messages import AssistantMessage
 from runtime_core.messaging import MessageEnvelope
@@ -218,6 +218,29 @@ class ApprovalResolvedPayload(FrozenModel):
     resolved_by: str | None = None
     note: str | None = None
     sticky: bool = False
+
+    @classmethod
+    def of(cls, resolution: ApprovalResolution) -> ApprovalResolvedPayload:
+        """The event recording `resolution`."""
+        return cls(
+            approval_id=resolution.approval_id,
+            decision=resolution.decision,
+            expired=resolution.expired,
+            resolved_by=resolution.resolved_by,
+            note=resolution.note,
+            sticky=resolution.sticky,
+        )
+
+    def resolution(self, approval_id: str | None = None) -> ApprovalResolution:
+        """The recorded answer, for the same approval or (given `approval_id`) for another one."""
+        return ApprovalResolution(
+            approval_id=approval_id or self.approval_id,
+            decision=self.decision,
+            note=self.note,
+            resolved_by=self.resolved_by,
+            sticky=self.sticky,
+            expired=self.expired,
+        )
 
 
 class ToolStartedPayload(FrozenModel):

@@ -734,15 +734,7 @@ class Driver:
         assert item.decision is not None
         answered = self._answered.pop(item.call.id, None)
         if answered is not None:  # answered before a restart: the recorded answer stands
-            recorded = ApprovalResolution(
-                approval_id=answered.approval_id,
-                decision=answered.decision,
-                note=answered.note,
-                resolved_by=answered.resolved_by,
-                sticky=answered.sticky,
-                expired=answered.expired,
-            )
-            return self._apply_resolution(item, recorded)
+            return self._apply_resolution(item, answered.resolution())
         approval = Approval(
             id=self._approval_ids.pop(item.call.id, None) or self._config.ids.new_id("apr"),
             run_id=self._run.id,
@@ -771,14 +763,7 @@ class Driver:
             return None
         self._set_status(AgentStatus.EXECUTING)
         self._recorder.add(
-            ApprovalResolvedPayload(
-                approval_id=approval.id,
-                decision=resolution.decision,
-                expired=resolution.expired,
-                resolved_by=resolution.resolved_by,
-                note=resolution.note,
-                sticky=resolution.sticky,
-            ),
+            ApprovalResolvedPayload.of(resolution.model_copy(update={"approval_id": approval.id})),
             turn=self._turn_number,
             tool_call_id=item.call.id,
         )

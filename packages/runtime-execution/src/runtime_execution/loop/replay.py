@@ -182,16 +182,7 @@ class ReplayedApprovals:
     async def decide(self, approval: Approval) -> ApprovalResolution | None:
         """Return the recorded answer for the same tool call, or ``None`` (the replayed run then waits)."""
         answer = self._answers.get(approval.tool_call.id)
-        if answer is None:
-            return None
-        return ApprovalResolution(
-            approval_id=approval.id,
-            decision=answer.decision,
-            note=answer.note,
-            resolved_by=answer.resolved_by,
-            sticky=answer.sticky,
-            expired=answer.expired,
-        )
+        return None if answer is None else answer.resolution(approval.id)
 
 
 def recorded_outcomes(events: Sequence[Event]) -> dict[str, ToolResult]:
