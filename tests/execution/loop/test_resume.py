@@ -274,3 +274,38 @@ def test_fork_continues_from_a_turn_with_another_script(tmp_path: Path) -> None:
             await other.fork(original.run_id, at_turn=7)
 
     asyncio.run(main())
+
+
+def test_resume_keeps_the_one_tool_per_turn_rule_of_interactive_mode(tmp_path: Path) -> None:
+    from runtime_core.agents import ExecutionMode
+
+    script = {
+        "steps": [
+            calls(call("ledger:put", line="one"), call("ledger:put", line="two")),
+            done("stored"),
+        ]
+    }
+    store, ledger = InMemoryRunStore(), Ledger(tmp_path / "ledger.txt", crash="idempotent")
+    loop = AgentLoop(
+        providers=[ScriptedProvider(script)], tools=LocalToolRegistry([*builtin_tools(), *ledger.tools()]), store=store
+    )
+    interactive = agent(mode=ExecutionMode.INTERACTIVE)
+
+    async def crash() -> str:
+        handle = await loop.start(interactive, "Store")
+        with pytest.raises(Crash):
+            await handle.result()
+        return handle.run_id
+
+    run_id = asyncio.run(crash())
+
+    async def main() -> Any:
+        again = AgentLoop(
+            providers=[ScriptedProvider(script, start=1)],
+            tools=LocalToolRegistry([*builtin_tools(), *ledger.tools()]),
+            store=store,
+        )
+        return await (await again.resume(run_id, steal=True)).result()
+
+    assert asyncio.run(main()).ok
+    assert ledger.lines() == ["call_0_0"]  # the second call of the turn never runs, before or after the crash

@@ -122,6 +122,8 @@ _UNKNOWN_OUTCOME = PolicyDecision(
     reason_code="unknown_outcome",
 )
 
+_ONE_PER_TURN = "interactive mode runs one tool call per turn; this call was not run: ask for it again"
+
 _FAILURE_MEMORY = 100
 """How many failed call signatures a run remembers (the spec's error history)."""
 
@@ -356,6 +358,11 @@ class Driver:
             if waiting is not None:
                 return waiting
         fresh = [call for call in point.pending if call.id not in point.started]
+        if fresh and point.started and self._agent.mode is ExecutionMode.INTERACTIVE:
+            # One call of this turn already ran: the others were refused (one tool per turn), not pending.
+            for call in fresh:
+                self._record_outcome(failed_result(call, ToolErrorCode.VALIDATION_ERROR, _ONE_PER_TURN))
+            fresh = []
         if fresh:
             waiting = await self._run_tools(fresh)
             if waiting is not None:
@@ -688,8 +695,7 @@ class Driver:
         runnable = list(calls)
         if self._agent.mode is ExecutionMode.INTERACTIVE and len(calls) > 1:
             runnable = runnable[:1]
-            message = "interactive mode runs one tool call per turn; this call was not run: ask for it again"
-            refused = [failed_result(call, ToolErrorCode.VALIDATION_ERROR, message) for call in calls[1:]]
+            refused = [failed_result(call, ToolErrorCode.VALIDATION_ERROR, _ONE_PER_TURN) for call in calls[1:]]
         else:
             refused = []
         policy_context = PolicyContext(
