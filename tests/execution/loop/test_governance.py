@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -355,5 +356,31 @@ def test_an_unanswered_approval_times_out_to_a_denial(tmp_path: Path) -> None:
         events = await log(loop.store, result.run_id)
         resolved = next(e.payload for e in events if e.type.value == "approval.resolved")
         assert (resolved.decision.value, resolved.expired) == ("deny", True)
+
+    asyncio.run(check())
+
+
+def test_the_approval_timeout_is_recorded_and_kept_by_the_broker(tmp_path: Path) -> None:
+    broker = ApprovalBroker(timeout_s=None, poll_interval_s=0.01)
+    provider = RecordingProvider(calls(call("shell:run", command="touch never")), done())
+    loop = AgentLoop(
+        providers=[provider],
+        tools=builtin_tools(),
+        workspace=tmp_path,
+        policy=AskShell(),
+        approvals=broker,
+        approval_timeout=timedelta(milliseconds=50),
+    )
+    result = asyncio.run(loop.run(agent(), "Shell"))
+    assert result.ok
+    assert not (tmp_path / "never").exists()
+
+    async def check() -> None:
+        events = await log(loop.store, result.run_id)
+        requested = next(e.payload for e in events if e.type.value == "approval.requested")
+        resolved = next(e.payload for e in events if e.type.value == "approval.resolved")
+        assert requested.expires_at is not None
+        assert (requested.expires_at - events[0].ts).total_seconds() < 5
+        assert resolved.expired
 
     asyncio.run(check())

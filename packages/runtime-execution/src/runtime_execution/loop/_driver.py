@@ -13,6 +13,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal, NoReturn
 
@@ -152,6 +153,7 @@ class DriverConfig:
     tokens: TokenCounter | None = None
     redactor: Redactor | None = None
     retry: ToolRetryPolicy | None = None
+    approval_timeout: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -741,16 +743,23 @@ class Driver:
         answered = self._answered.pop(item.call.id, None)
         if answered is not None:  # answered before a restart: the recorded answer stands
             return self._apply_resolution(item, answered.resolution())
+        now = self._config.clock.now()
+        timeout = self._config.approval_timeout
         approval = Approval(
             id=self._approval_ids.pop(item.call.id, None) or self._config.ids.new_id("apr"),
             run_id=self._run.id,
             tool_call=item.call,
             reason=item.decision.reason or f"{item.call.name} needs approval",
-            requested_at=self._config.clock.now(),
+            requested_at=now,
+            expires_at=now + timeout if timeout is not None else None,
         )
         self._recorder.add(
             ApprovalRequestedPayload(
-                approval_id=approval.id, call=item.call, reason=approval.reason, reason_code=reason_code
+                approval_id=approval.id,
+                call=item.call,
+                reason=approval.reason,
+                reason_code=reason_code,
+                expires_at=approval.expires_at,
             ),
             turn=self._turn_number,
             tool_call_id=item.call.id,

@@ -252,6 +252,9 @@ class AgentLoop:
         tokens: Estimates a request's prompt tokens, reserved against a budget before each call.
         redactor: Removes secrets from every event and checkpoint before it is stored, and from results.
         retry: Tries failed tool calls again (the control plane's `ErrorRecovery`); ``None`` never does.
+        approval_timeout: How long an approval request stays open: its ``expires_at`` (recorded in
+            ``approval.requested``; an `ApprovalBroker` denies it as expired then). ``None``: the
+            approval handler decides.
     """
 
     def __init__(
@@ -278,6 +281,7 @@ class AgentLoop:
         tokens: TokenCounter | None = None,
         redactor: Redactor | None = None,
         retry: ToolRetryPolicy | None = None,
+        approval_timeout: timedelta | None = None,
     ) -> None:
         self._providers: dict[str, ModelProvider]
         if isinstance(providers, Mapping):
@@ -309,6 +313,7 @@ class AgentLoop:
             tokens=tokens,
             redactor=redactor,
             retry=retry,
+            approval_timeout=approval_timeout,
         )
 
     @property
