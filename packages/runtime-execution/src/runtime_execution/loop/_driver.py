@@ -1033,14 +1033,17 @@ class Driver:
         if stage is not None:
             code = reason.removeprefix("error:")
             self._recorder.add(ErrorPayload(code=code, message=message, stage=stage), turn=self._turn_number)
-        payload = RunFailedPayload(reason=reason, message=message, partial_output=self._last_text)
+        await self._end_run(RunFailedPayload(reason=reason, message=message, partial_output=self._last_text))
+        return self._result(RunStatus.FAILED, reason, output=self._last_text, error=message)
+
+    async def _end_run(self, payload: RunFailedPayload | RunCancelledPayload) -> None:
+        """Record a failed or cancelled end: with the open turn's final checkpoint, or alone between turns."""
         self._set_status(AgentStatus.ERROR)
         if self._turn is not None:
             await self._end_turn(payload)
         else:
             self._recorder.add(payload, turn=self._turn_number)
             await self._recorder.commit()
-        return self._result(RunStatus.FAILED, reason, output=self._last_text, error=message)
 
     async def _finish_cancelled(self) -> RunResult:
         tasks = [running.task for running in self._inflight if running.task is not None]
@@ -1061,13 +1064,7 @@ class Driver:
             details: dict[str, JsonValue] = {"cancelled": True, "ran": ran}
             self._record_outcome(failed_result(running.call, ToolErrorCode.EXECUTION_FAILED, message, details))
         self._inflight = []
-        payload = RunCancelledPayload(reason=self._control.cancel_reason)
-        self._set_status(AgentStatus.ERROR)
-        if self._turn is not None:
-            await self._end_turn(payload)
-        else:
-            self._recorder.add(payload, turn=self._turn_number)
-            await self._recorder.commit()
+        await self._end_run(RunCancelledPayload(reason=self._control.cancel_reason))
         return self._result(RunStatus.CANCELLED, TerminalReason.CANCELLED, output=self._last_text)
 
 
