@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from runtime_control.exceptions import PolicyFileError, PolicyProblem
+from runtime_control.exceptions import ConfigProblem, PolicyFileError
 from runtime_control.policy import (
     SECURITY_PRESETS,
     PolicyFile,
@@ -397,8 +397,8 @@ def test_policy_file_error_is_a_picklable_configuration_error() -> None:
         error.problems,
         "default_action",
     )
-    assert error.problems == (PolicyProblem("p.toml", 1, "default_action", "must be one of allow, deny, ask"),)
-    assert str(PolicyProblem("p.toml", None, "", "unreadable")) == "p.toml: unreadable"
+    assert error.problems == (ConfigProblem("p.toml", 1, "default_action", "must be one of allow, deny, ask"),)
+    assert str(ConfigProblem("p.toml", None, "", "unreadable")) == "p.toml: unreadable"
 
 
 # -- the TOML scanner is not fooled by strings, comments or layout --------------------------------------------------

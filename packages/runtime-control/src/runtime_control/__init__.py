@@ -21,10 +21,12 @@ from runtime_control.bus import (
     Subscription,
 )
 from runtime_control.catalog import Capability, LongContextPricing, ModelCatalog, ModelInfo
+from runtime_control.config_files import ConfigFormat, Location, locate, read_document, validation_problems
 from runtime_control.exceptions import (
     CatalogError,
+    ConfigFileError,
+    ConfigProblem,
     PolicyFileError,
-    PolicyProblem,
     StreamOverflowError,
     UnknownModelError,
 )
@@ -127,10 +129,17 @@ __all__ = [
     "Redactor",
     "SecretPattern",
     "redaction_marker",
+    # configuration files
+    "ConfigFormat",
+    "Location",
+    "locate",
+    "read_document",
+    "validation_problems",
     # errors
     "CatalogError",
     "PolicyFileError",
-    "PolicyProblem",
+    "ConfigFileError",
+    "ConfigProblem",
     "StreamOverflowError",
     "UnknownModelError",
 ]

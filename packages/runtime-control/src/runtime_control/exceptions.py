@@ -5,7 +5,8 @@ They extend the hierarchy of `runtime_core.exceptions`::
     AgentRuntimeError
     ├── UserError
     │   ├── ConfigurationError          (runtime_core; an invalid rule, preset name, grant, ...)
-    │   │   ├── PolicyFileError         a policy file is invalid: every problem, with its line
+    │   │   ├── ConfigFileError         a configuration file is invalid: every problem, with its line
+    │   │   │   └── PolicyFileError     ... a policy file
     │   │   └── CatalogError            a model catalog file is invalid (with its line)
     │   └── NotFoundError               (runtime_core)
     │       └── UnknownModelError       a model is not in the catalog (with close matches)
@@ -21,12 +22,19 @@ from dataclasses import dataclass
 
 from runtime_core.exceptions import AgentRuntimeError, ConfigurationError, NotFoundError
 
-__all__ = ["CatalogError", "PolicyFileError", "PolicyProblem", "StreamOverflowError", "UnknownModelError"]
+__all__ = [
+    "CatalogError",
+    "ConfigFileError",
+    "ConfigProblem",
+    "PolicyFileError",
+    "StreamOverflowError",
+    "UnknownModelError",
+]
 
 
 @dataclass(frozen=True, slots=True)
-class PolicyProblem:
-    """One problem in a policy file.
+class ConfigProblem:
+    """One problem in a configuration file (a policy file, an agent file, ...).
 
     Attributes:
         path: The file (or the name given to a parsed string).
@@ -45,8 +53,8 @@ class PolicyProblem:
         return f"{where}: {self.location}: {self.message}" if self.location else f"{where}: {self.message}"
 
 
-class PolicyFileError(ConfigurationError):
-    """A policy file is invalid.
+class ConfigFileError(ConfigurationError):
+    """A configuration file is invalid.
 
     The message has one line per problem, compiler style::
 
@@ -57,10 +65,14 @@ class PolicyFileError(ConfigurationError):
         problems: Every problem found, by line.
     """
 
-    def __init__(self, path: str, problems: Sequence[PolicyProblem]) -> None:
+    def __init__(self, path: str, problems: Sequence[ConfigProblem]) -> None:
         super().__init__("\n".join(str(problem) for problem in problems), setting=problems[0].location or None)
         self.path = path
         self.problems = tuple(problems)
+
+
+class PolicyFileError(ConfigFileError):
+    """A policy file is invalid (see `ConfigFileError` for the message and attributes)."""
 
 
 class CatalogError(ConfigurationError):

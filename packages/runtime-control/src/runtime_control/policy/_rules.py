@@ -15,23 +15,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pydantic import JsonValue
 
+from runtime_control.config_files import Location
 from runtime_control.policy._conditions import MISSING, condition_expression, path_steps, resolve_path
 from runtime_core.policy import ArgCondition, ConditionOperator, PolicyContext, PolicyRule
 from runtime_core.tools import match_tool_pattern
 
 __all__ = [
     "RESERVED_RULE_ID_PREFIXES",
-    "Location",
     "Matcher",
     "Problem",
     "applies_to",
     "build_matcher",
     "compile_rules",
-    "format_location",
 ]
-
-Location = tuple[str | int, ...]
-"""Where a problem is, as keys and indexes from the top of the policy (``("rules", 2, "action")``)."""
 
 Problem = tuple[Location, str]
 """A location and what is wrong there."""
@@ -41,14 +37,6 @@ Matcher = Callable[[Mapping[str, JsonValue], PolicyContext], int]
 
 RESERVED_RULE_ID_PREFIXES = ("builtin:", "permission:", "safety:")
 """Prefixes of the rule ids the engine reports for its own steps; user rules may not use them."""
-
-
-def format_location(location: Location) -> str:
-    """Render a location the way a reader writes it: ``rules[2].conditions[0].op``."""
-    text = ""
-    for part in location:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
-    return text
 
 
 def applies_to(rule: PolicyRule, name: str) -> bool:

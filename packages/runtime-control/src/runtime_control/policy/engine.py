@@ -21,8 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from runtime_control.config_files import format_location
 from runtime_control.policy._permissions import check_permission
-from runtime_control.policy._rules import Matcher, applies_to, build_matcher, compile_rules, format_location
+from runtime_control.policy._rules import Matcher, applies_to, build_matcher, compile_rules
 from runtime_control.policy.presets import SecurityPolicy, security_preset
 from runtime_core.agents import ExecutionMode
 from runtime_core.exceptions import ConfigurationError
