@@ -1,0 +1,772 @@
+"""The bridge from the run log to OpenTelemetry: an `EventSink` that turns committed events into spans and metrics.
+
+Spans follow the OpenTelemetry GenAI conventions:
+
+- ``invoke_agent {agent}``: one per run (per driver: a run resumed in another process gets a new one,
+  marked ``agent_runtime.resumed``), from ``run.created``/``run.started`` to its terminal event;
+- ``chat {model}``: one per model call, from ``model.requested`` to ``model.responded``, child of the run
+  span, with the request, response and usage attributes of that one call;
+- ``execute_tool {tool}``: one per tool call, from ``tool.called`` to ``tool.finished``/``tool.failed``,
+  child of the run span; a failed call has status ERROR and ``error.type``; policy decisions and
+  approvals are events on it.
+
+Every span and span event uses the ``ts`` of the run-log events it stands for, carries the run id and
+the ``seq`` of the event that opened it, so a trace and the run log join exactly. A child run delegated
+from a tool call nests under that tool's span (when this process saw the ``subagent.spawned``).
+
+The bridge checks once per run whether the run span records: when it does not (no SDK, or a sampler
+dropped the trace), no child span is started and no span attribute is built for that run. Metrics are
+recorded whatever the tracing, through instruments created once, with attribute sets cached by key.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.util.types import AttributeValue
+
+from runtime_core.events import (
+    ApprovalRequestedPayload,
+    ApprovalResolvedPayload,
+    ContextCompactedPayload,
+    ErrorPayload,
+    Event,
+    EventType,
+    ModelRequestedPayload,
+    ModelRespondedPayload,
+    PolicyDecidedPayload,
+    RecoveryStartedPayload,
+    RunCreatedPayload,
+    RunFailedPayload,
+    RunStartedPayload,
+    SubagentSpawnedPayload,
+    ToolCalledPayload,
+    ToolFailedPayload,
+    ToolFinishedPayload,
+    ToolStartedPayload,
+    TurnFinishedPayload,
+    TurnStartedPayload,
+)
+from runtime_core.policy import PolicyOutcome
+from runtime_telemetry import attributes as attr
+from runtime_telemetry._scope import SCOPE_NAME, SCOPE_VERSION
+from runtime_telemetry.metrics import RuntimeMetrics
+
+__all__ = ["TelemetryBridge"]
+
+_log = logging.getLogger("runtime_telemetry.bridge")
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_Attributes = Mapping[str, AttributeValue]
+
+
+def _ns(ts: datetime) -> int:
+    """Nanoseconds since the epoch of an aware datetime, exactly (a float timestamp would round)."""
+    return (ts - _EPOCH) // _MICROSECOND * 1000
+
+
+def _split_model(model: str) -> tuple[str, str]:
+    """``"openai:gpt-4.1"`` → ``("openai", "gpt-4.1")``; a name without a provider keeps ``""``."""
+    provider, colon, name = model.partition(":")
+    return (provider, name) if colon else ("", model)
+
+
+class _Run:
+    """What the bridge keeps about one run between boundaries."""
+
+    __slots__ = (
+        "agent",
+        "agent_attrs",
+        "approvals",
+        "chat",
+        "chat_model",
+        "chat_ts",
+        "context",
+        "cost_usd",
+        "denied",
+        "input_tokens",
+        "output_tokens",
+        "recording",
+        "recovery",
+        "run_id",
+        "span",
+        "tool_calls",
+        "tools",
+        "turns",
+    )
+
+    def __init__(self, run_id: str, agent: str, span: Span, agent_attrs: _Attributes) -> None:
+        self.run_id = run_id
+        self.agent = agent
+        self.span = span
+        self.recording = span.is_recording()
+        self.context = trace.set_span_in_context(span) if self.recording else None
+        self.agent_attrs = agent_attrs
+        self.recovery = False
+        self.chat: Span | None = None
+        self.chat_model = ""
+        self.chat_ts: datetime | None = None
+        self.tools: dict[str, Span] = {}
+        self.denied: set[str] = set()
+        self.approvals: dict[str, str] = {}
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd = 0.0
+        self.turns = 0
+        self.tool_calls = 0
+
+
+class TelemetryBridge:
+    """Turns the run-log events of committed boundaries into OpenTelemetry spans and metrics.
+
+    It implements [`EventSink`][runtime_core.events.EventSink]: pass it as the agent loop's ``sink``,
+    or subscribe [`on_bus_event`][runtime_telemetry.TelemetryBridge.on_bus_event] to the control plane's
+    event bus when the bus is the sink. It never blocks (no I/O: exporting is the SDK's span processor's
+    business) and never raises into the caller: an event it cannot handle is logged on the
+    ``runtime_telemetry.bridge`` logger and skipped.
+
+    Args:
+        tracer_provider: Where spans go; the global tracer provider (looked up now) when ``None``.
+        meter_provider: Where metrics go; the global meter provider (looked up now) when ``None``.
+            Ignored when `metrics` is given.
+        metrics: Instruments to record into, to share them with other recorders (queue depth).
+        max_open_runs: Runs tracked at once; beyond it the oldest run's spans are ended (a run waiting
+            for an approval that another process will resume would otherwise be kept forever).
+    """
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        *,
+        metrics: RuntimeMetrics | None = None,
+        max_open_runs: int = 10_000,
+    ) -> None:
+        if max_open_runs < 1:
+            raise ValueError(f"max_open_runs must be at least 1, got {max_open_runs}")
+        self._tracer = trace.get_tracer(SCOPE_NAME, SCOPE_VERSION, tracer_provider)
+        self._metrics = metrics if metrics is not None else RuntimeMetrics(meter_provider)
+        self._max_open_runs = max_open_runs
+        self._runs: dict[str, _Run] = {}
+        # Child run id -> the context of the parent span it nests under (from subagent.spawned).
+        self._parents: dict[str, otel_context.Context] = {}
+        self._attrs: dict[tuple[object, ...], _Attributes] = {}
+        self._lock = threading.Lock()  # the bus may deliver from several threads
+        self._handlers: dict[EventType, Callable[[Event], None]] = {
+            EventType.RUN_CREATED: self._run_created,
+            EventType.RUN_STARTED: self._run_started,
+            EventType.TURN_STARTED: self._turn_started,
+            EventType.RECOVERY_STARTED: self._recovery_started,
+            EventType.MODEL_REQUESTED: self._model_requested,
+            EventType.MODEL_RESPONDED: self._model_responded,
+            EventType.CONTEXT_COMPACTED: self._context_compacted,
+            EventType.TOOL_CALLED: self._tool_called,
+            EventType.POLICY_DECIDED: self._policy_decided,
+            EventType.APPROVAL_REQUESTED: self._approval_requested,
+            EventType.APPROVAL_RESOLVED: self._approval_resolved,
+            EventType.TOOL_STARTED: self._tool_started,
+            EventType.TOOL_FINISHED: self._tool_finished,
+            EventType.TOOL_FAILED: self._tool_failed,
+            EventType.SUBAGENT_SPAWNED: self._subagent_spawned,
+            EventType.TURN_FINISHED: self._turn_finished,
+            EventType.RUN_PAUSED: self._span_event,
+            EventType.RUN_RESUMED: self._span_event,
+            EventType.SUBAGENT_FINISHED: self._span_event,
+            EventType.COMPLETION_RECORDED: self._span_event,
+            EventType.RUN_COMPLETED: self._run_ended,
+            EventType.RUN_FAILED: self._run_ended,
+            EventType.RUN_CANCELLED: self._run_ended,
+            EventType.ERROR: self._error,
+        }
+
+    @property
+    def metrics(self) -> RuntimeMetrics:
+        """The instruments the bridge records into."""
+        return self._metrics
+
+    @property
+    def open_runs(self) -> int:
+        """Runs whose run span is open."""
+        return len(self._runs)
+
+    # -- EventSink ----------------------------------------------------------------------------------------
+
+    def emit(self, events: Sequence[Event]) -> None:
+        """Record the events of one committed boundary (in ``seq`` order).
+
+        Args:
+            events: The boundary's recorded events.
+        """
+        handlers = self._handlers
+        with self._lock:
+            for event in events:
+                handler = handlers.get(event.type)
+                if handler is None:
+                    continue  # checkpoint.saved, budget.debited, routing...: nothing to measure
+                try:
+                    handler(event)
+                except Exception:  # telemetry must never break a run; the event is in the log anyway
+                    _log.exception("telemetry bridge failed on event %s (%s)", event.id, event.type.value)
+
+    def on_bus_event(self, bus_event: object) -> None:
+        """Record a run-log event delivered by the event bus (a synchronous bus handler).
+
+        Subscribe it with ``bus.subscribe("*", bridge.on_bus_event)`` when the bus is the agent loop's
+        sink. Bus events whose payload is not a run-log `Event` are ignored.
+
+        Args:
+            bus_event: A ``runtime_control.BusEvent``; its ``payload`` is the recorded event.
+        """
+        payload = getattr(bus_event, "payload", None)
+        if isinstance(payload, Event):
+            self.emit((payload,))
+
+    def close(self) -> None:
+        """End every open span now (at shutdown): runs still going are recorded as unfinished."""
+        with self._lock:
+            for run in list(self._runs.values()):
+                self._abandon(run, "shutdown")
+            self._runs.clear()
+            self._parents.clear()
+
+    # -- runs ---------------------------------------------------------------------------------------------
+
+    def _cached(self, key: tuple[object, ...], build: Callable[[], _Attributes]) -> _Attributes:
+        attributes = self._attrs.get(key)
+        if attributes is None:
+            attributes = self._attrs[key] = build()
+        return attributes
+
+    def _open(self, event: Event, *, resumed: bool, created: RunCreatedPayload | None = None) -> _Run:
+        agent = event.agent_id
+        parent = self._parents.pop(event.run_id, None)
+        span = self._tracer.start_span(
+            f"{attr.OPERATION_INVOKE_AGENT} {agent}", context=parent, kind=SpanKind.INTERNAL, start_time=_ns(event.ts)
+        )
+        agent_attrs = self._cached(("agent", agent), lambda: {attr.GEN_AI_AGENT_NAME: agent})
+        run = _Run(event.run_id, agent, span, agent_attrs)
+        if run.recording:
+            span.set_attributes(
+                {
+                    attr.GEN_AI_OPERATION_NAME: attr.OPERATION_INVOKE_AGENT,
+                    attr.GEN_AI_AGENT_NAME: agent,
+                    attr.GEN_AI_CONVERSATION_ID: event.run_id,
+                    attr.AGENT_RUNTIME_RUN_ID: event.run_id,
+                    attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
+                    attr.AGENT_RUNTIME_RESUMED: resumed,
+                }
+            )
+            if created is not None:
+                provider, model = _split_model(created.agent.model)
+                span.set_attributes({attr.GEN_AI_PROVIDER_NAME: provider, attr.GEN_AI_REQUEST_MODEL: model})
+                if created.parent_run_id is not None:
+                    span.set_attribute(attr.AGENT_RUNTIME_PARENT_RUN_ID, created.parent_run_id)
+        self._metrics.active_runs.add(1, agent_attrs)
+        self._runs[event.run_id] = run
+        if len(self._runs) > self._max_open_runs:
+            oldest = next(iter(self._runs))
+            self._abandon(self._runs.pop(oldest), "evicted")
+        return run
+
+    def _run(self, event: Event) -> _Run:
+        """The run of `event`, opened now if this process never saw it start (a bus joined late)."""
+        run = self._runs.get(event.run_id)
+        return run if run is not None else self._open(event, resumed=False)
+
+    def _run_created(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, RunCreatedPayload)
+        if event.run_id not in self._runs:
+            self._open(event, resumed=False, created=payload)
+
+    def _run_started(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, RunStartedPayload)
+        run = self._runs.get(event.run_id)
+        if run is None:
+            self._open(event, resumed=payload.resumed)
+        elif run.recording:  # after run.created, or a resume in the same process: one span goes on
+            run.span.add_event(
+                "run.started",
+                {attr.AGENT_RUNTIME_EVENT_SEQ: event.seq, attr.AGENT_RUNTIME_RESUMED: payload.resumed},
+                timestamp=_ns(event.ts),
+            )
+
+    def _run_ended(self, event: Event) -> None:
+        run = self._runs.pop(event.run_id, None)
+        if run is None:
+            return  # never seen running here: nothing open, nothing active to count down
+        status = event.type.value.removeprefix("run.")
+        self._metrics.runs.add(
+            1,
+            self._cached(
+                ("run", run.agent, status),
+                lambda: {attr.GEN_AI_AGENT_NAME: run.agent, attr.AGENT_RUNTIME_RUN_STATUS: status},
+            ),
+        )
+        self._metrics.active_runs.add(-1, run.agent_attrs)
+        if not run.recording:
+            return
+        end = _ns(event.ts)
+        self._end_children(run, end, "run_ended")
+        span = run.span
+        span.set_attributes(
+            {
+                attr.AGENT_RUNTIME_RUN_STATUS: status,
+                attr.AGENT_RUNTIME_USAGE_TOTAL_INPUT_TOKENS: run.input_tokens,
+                attr.AGENT_RUNTIME_USAGE_TOTAL_OUTPUT_TOKENS: run.output_tokens,
+                attr.AGENT_RUNTIME_USAGE_TOTAL_COST_USD: run.cost_usd,
+                attr.AGENT_RUNTIME_USAGE_TOTAL_TURNS: run.turns,
+                attr.AGENT_RUNTIME_USAGE_TOTAL_TOOL_CALLS: run.tool_calls,
+            }
+        )
+        payload = event.payload
+        if isinstance(payload, RunFailedPayload):
+            span.set_attributes({attr.AGENT_RUNTIME_RUN_REASON: payload.reason, attr.ERROR_TYPE: payload.reason})
+            span.set_status(Status(StatusCode.ERROR, payload.message))
+        elif event.type is EventType.RUN_COMPLETED:
+            span.set_status(Status(StatusCode.OK))
+        elif (reason := getattr(payload, "reason", None)) is not None:
+            span.set_attribute(attr.AGENT_RUNTIME_RUN_REASON, reason)
+        span.end(end)
+
+    def _abandon(self, run: _Run, why: str) -> None:
+        """End a run's spans without a terminal event (shutdown or eviction)."""
+        self._metrics.active_runs.add(-1, run.agent_attrs)
+        if run.recording:
+            end = _ns(datetime.now(UTC))
+            self._end_children(run, end, why)
+            run.span.set_attribute(attr.AGENT_RUNTIME_RUN_STATUS, why)
+            run.span.end(end)
+
+    @staticmethod
+    def _end_children(run: _Run, end: int, why: str) -> None:
+        """End the model and tool spans still open when their run stops."""
+        unfinished = [run.chat] if run.chat is not None else []
+        unfinished += run.tools.values()
+        for span in unfinished:
+            span.set_attribute(attr.ERROR_TYPE, why)
+            span.set_status(Status(StatusCode.ERROR, f"unfinished: {why}"))
+            span.end(end)
+        run.chat = None
+        run.tools.clear()
+
+    def _span_event(self, event: Event) -> None:
+        """Pauses, resumptions, completions and finished children: events on the run span."""
+        run = self._run(event)
+        if run.recording:
+            run.span.add_event(
+                event.type.value,
+                {attr.AGENT_RUNTIME_EVENT_SEQ: event.seq, attr.AGENT_RUNTIME_TURN: event.turn},
+                _ns(event.ts),
+            )
+
+    # -- turns --------------------------------------------------------------------------------------------
+
+    def _turn_started(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, TurnStartedPayload)
+        self._run(event).recovery = payload.recovery
+
+    def _recovery_started(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, RecoveryStartedPayload)
+        run = self._run(event)
+        run.recovery = True
+        if run.recording:
+            run.span.add_event(
+                event.type.value,
+                {
+                    attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
+                    attr.AGENT_RUNTIME_TURN: event.turn,
+                    attr.AGENT_RUNTIME_RECOVERY_TRIGGER: payload.trigger,
+                    "agent_runtime.recovery.max_turns": payload.max_turns,
+                    "agent_runtime.recovery.grace_turns": payload.grace_turns,
+                    "agent_runtime.recovery.deadline_s": payload.deadline_s,
+                },
+                _ns(event.ts),
+            )
+
+    def _turn_finished(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, TurnFinishedPayload)
+        run = self._run(event)
+        run.turns += 1
+        recovery = run.recovery
+        self._metrics.turns.add(
+            1,
+            self._cached(
+                ("turn", run.agent, recovery),
+                lambda: {attr.GEN_AI_AGENT_NAME: run.agent, attr.AGENT_RUNTIME_RECOVERY: recovery},
+            ),
+        )
+        self._metrics.turn_duration.record(payload.duration_ms / 1000.0, run.agent_attrs)
+
+    # -- model calls --------------------------------------------------------------------------------------
+
+    def _model_requested(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, ModelRequestedPayload)
+        run = self._run(event)
+        run.chat_ts = event.ts
+        run.chat_model = payload.model
+        if not run.recording:
+            return
+        provider, model = _split_model(payload.model)
+        run.chat = self._tracer.start_span(
+            f"{attr.OPERATION_CHAT} {model}", context=run.context, kind=SpanKind.CLIENT, start_time=_ns(event.ts)
+        )
+        run.chat.set_attributes(
+            {
+                attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
+                attr.GEN_AI_PROVIDER_NAME: provider,
+                attr.GEN_AI_SYSTEM: provider,
+                attr.GEN_AI_REQUEST_MODEL: model,
+                attr.GEN_AI_AGENT_NAME: run.agent,
+                attr.GEN_AI_CONVERSATION_ID: run.run_id,
+                attr.AGENT_RUNTIME_RUN_ID: run.run_id,
+                attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
+                attr.AGENT_RUNTIME_TURN: event.turn,
+                attr.AGENT_RUNTIME_RECOVERY: run.recovery,
+            }
+        )
+
+    def _model_attrs(self, requested: str, responded: str, token_type: str | None, error: str | None) -> _Attributes:
+        def build() -> _Attributes:
+            provider, request_model = _split_model(requested)
+            attributes: dict[str, AttributeValue] = {
+                attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
+                attr.GEN_AI_PROVIDER_NAME: provider,
+                attr.GEN_AI_REQUEST_MODEL: request_model,
+                attr.GEN_AI_RESPONSE_MODEL: _split_model(responded)[1],
+            }
+            if token_type is not None:
+                attributes[attr.GEN_AI_TOKEN_TYPE] = token_type
+            if error is not None:
+                attributes[attr.ERROR_TYPE] = error
+            return attributes
+
+        return self._cached(("model", requested, responded, token_type, error), build)
+
+    def _cost_attrs(self, requested: str) -> _Attributes:
+        def build() -> _Attributes:
+            provider, model = _split_model(requested)
+            return {attr.GEN_AI_PROVIDER_NAME: provider, attr.GEN_AI_REQUEST_MODEL: model}
+
+        return self._cached(("cost", requested), build)
+
+    def _model_responded(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, ModelRespondedPayload)
+        run = self._run(event)
+        usage = payload.usage
+        requested = run.chat_model or payload.model
+        metrics = self._metrics
+        metrics.token_usage.record(
+            usage.input_tokens, self._model_attrs(requested, payload.model, attr.TOKEN_TYPE_INPUT, None)
+        )
+        metrics.token_usage.record(
+            usage.output_tokens, self._model_attrs(requested, payload.model, attr.TOKEN_TYPE_OUTPUT, None)
+        )
+        if payload.latency_ms > 0.0:
+            seconds = payload.latency_ms / 1000.0
+        elif run.chat_ts is not None:  # providers that do not time themselves (scripted, recorded)
+            seconds = (event.ts - run.chat_ts).total_seconds()
+        else:
+            seconds = 0.0
+        metrics.operation_duration.record(seconds, self._model_attrs(requested, payload.model, None, None))
+        if usage.cost_usd:
+            metrics.cost.add(usage.cost_usd, self._cost_attrs(requested))
+        run.input_tokens += usage.input_tokens
+        run.output_tokens += usage.output_tokens
+        run.cost_usd += usage.cost_usd
+        run.chat_ts = None
+        span = run.chat
+        if span is None:
+            return
+        run.chat = None
+        span.set_attributes(
+            {
+                attr.GEN_AI_RESPONSE_MODEL: _split_model(payload.model)[1],
+                attr.GEN_AI_RESPONSE_FINISH_REASONS: (payload.finish_reason.value,),
+                attr.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+                attr.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+                attr.AGENT_RUNTIME_COST_USD: usage.cost_usd,
+            }
+        )
+        if usage.cached_input_tokens:
+            span.set_attribute(attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cached_input_tokens)
+        span.end(_ns(event.ts))
+
+    def _error(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, ErrorPayload)
+        self._metrics.errors.add(
+            1, self._cached(("error", payload.code), lambda: {attr.AGENT_RUNTIME_ERROR_CODE: payload.code})
+        )
+        run = self._run(event)
+        if run.chat_ts is not None:  # a model call without a reply: this error is the call's
+            seconds = (event.ts - run.chat_ts).total_seconds()
+            self._metrics.operation_duration.record(
+                seconds, self._model_attrs(run.chat_model, run.chat_model, None, payload.code)
+            )
+            run.chat_ts = None
+        if not run.recording:
+            return
+        end = _ns(event.ts)
+        run.span.add_event(
+            event.type.value,
+            {
+                attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
+                attr.AGENT_RUNTIME_ERROR_CODE: payload.code,
+                "agent_runtime.error.stage": payload.stage or "",
+                "agent_runtime.error.recoverable": payload.recoverable,
+            },
+            end,
+        )
+        if run.chat is not None:
+            run.chat.set_attribute(attr.ERROR_TYPE, payload.code)
+            run.chat.set_status(Status(StatusCode.ERROR, payload.message))
+            run.chat.end(end)
+            run.chat = None
+
+    # -- tool calls ---------------------------------------------------------------------------------------
+
+    def _tool_called(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, ToolCalledPayload)
+        run = self._run(event)
+        run.tool_calls += 1
+        if not run.recording:
+            return
+        call = payload.call
+        span = self._tracer.start_span(
+            f"{attr.OPERATION_EXECUTE_TOOL} {call.name}", context=run.context, start_time=_ns(event.ts)
+        )
+        span.set_attributes(
+            {
+                attr.GEN_AI_OPERATION_NAME: attr.OPERATION_EXECUTE_TOOL,
+                attr.GEN_AI_TOOL_NAME: call.name,
+                attr.GEN_AI_TOOL_CALL_ID: call.id,
+                attr.GEN_AI_TOOL_TYPE: "function",
+                attr.GEN_AI_AGENT_NAME: run.agent,
+                attr.AGENT_RUNTIME_RUN_ID: run.run_id,
+                attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
+                attr.AGENT_RUNTIME_TURN: event.turn,
+            }
+        )
+        run.tools[call.id] = span
+
+    def _tool_attrs(self, run: _Run, tool: str, outcome: str) -> _Attributes:
+        return self._cached(
+            ("tool", run.agent, tool, outcome),
+            lambda: {
+                attr.GEN_AI_AGENT_NAME: run.agent,
+                attr.GEN_AI_TOOL_NAME: tool,
+                attr.AGENT_RUNTIME_TOOL_OUTCOME: outcome,
+            },
+        )
+
+    def _tool_started(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, ToolStartedPayload)
+        run = self._run(event)
+        span = run.tools.get(event.tool_call_id or "") if run.recording else None
+        if span is not None:
+            span.set_attributes(
+                {attr.AGENT_RUNTIME_TOOL_EFFECT: payload.effect.value, attr.AGENT_RUNTIME_TOOL_ATTEMPT: payload.attempt}
+            )
+
+    def _tool_finished(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, ToolFinishedPayload)
+        run = self._run(event)
+        result = payload.result
+        attributes = self._tool_attrs(run, result.tool_name, attr.TOOL_OUTCOME_SUCCESS)
+        self._metrics.tool_calls.add(1, attributes)
+        self._metrics.tool_duration.record(result.duration_ms / 1000.0, attributes)
+        if result.cached:
+            self._metrics.cache_hits.add(
+                1,
+                self._cached(
+                    ("cache", result.tool_name),
+                    lambda: {attr.AGENT_RUNTIME_CACHE_NAME: "tool_result", attr.GEN_AI_TOOL_NAME: result.tool_name},
+                ),
+            )
+        span = run.tools.pop(result.tool_call_id, None) if run.recording else None
+        if span is not None:
+            span.set_attribute(attr.AGENT_RUNTIME_TOOL_OUTCOME, attr.TOOL_OUTCOME_SUCCESS)
+            if result.cached:
+                span.set_attribute(attr.AGENT_RUNTIME_TOOL_CACHED, True)
+            span.end(_ns(event.ts))
+
+    def _tool_failed(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, ToolFailedPayload)
+        run = self._run(event)
+        result = payload.result
+        code = payload.error.code.value
+        if payload.will_retry:  # not the call's end: the next attempt follows
+            span = run.tools.get(result.tool_call_id) if run.recording else None
+            if span is not None:
+                span.add_event(
+                    "tool.attempt_failed",
+                    {
+                        attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
+                        attr.ERROR_TYPE: code,
+                        attr.AGENT_RUNTIME_TOOL_ATTEMPT: payload.attempt,
+                    },
+                    _ns(event.ts),
+                )
+            return
+        denied = result.tool_call_id in run.denied
+        if denied:
+            run.denied.discard(result.tool_call_id)
+        outcome = attr.TOOL_OUTCOME_DENIED if denied else attr.TOOL_OUTCOME_ERROR
+        attributes = self._tool_attrs(run, result.tool_name, outcome)
+        self._metrics.tool_calls.add(1, attributes)
+        self._metrics.tool_duration.record(result.duration_ms / 1000.0, attributes)
+        span = run.tools.pop(result.tool_call_id, None) if run.recording else None
+        if span is not None:
+            span.set_attributes(
+                {
+                    attr.AGENT_RUNTIME_TOOL_OUTCOME: outcome,
+                    attr.ERROR_TYPE: code,
+                    attr.AGENT_RUNTIME_TOOL_ATTEMPT: payload.attempt,
+                }
+            )
+            span.set_status(Status(StatusCode.ERROR, payload.error.message))
+            span.end(_ns(event.ts))
+
+    def _policy_decided(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, PolicyDecidedPayload)
+        run = self._run(event)
+        decision = payload.decision
+        if decision.policy_decision is PolicyOutcome.DENY:
+            if event.tool_call_id is not None:
+                run.denied.add(event.tool_call_id)
+            self._metrics.policy_denials.add(
+                1,
+                self._cached(
+                    ("denial", run.agent, payload.tool_name),
+                    lambda: {attr.GEN_AI_AGENT_NAME: run.agent, attr.GEN_AI_TOOL_NAME: payload.tool_name},
+                ),
+            )
+        span = run.tools.get(event.tool_call_id or "") if run.recording else None
+        if span is not None:
+            span.add_event(
+                event.type.value,
+                {
+                    attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
+                    attr.AGENT_RUNTIME_POLICY_DECISION: decision.policy_decision.value,
+                    attr.AGENT_RUNTIME_POLICY_REASON_CODE: decision.reason_code or "",
+                },
+                _ns(event.ts),
+            )
+
+    def _approval_requested(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, ApprovalRequestedPayload)
+        run = self._run(event)
+        run.approvals[payload.approval_id] = payload.call.id
+        self._metrics.approvals_requested.add(
+            1,
+            self._cached(
+                ("approval", run.agent, payload.call.name),
+                lambda: {attr.GEN_AI_AGENT_NAME: run.agent, attr.GEN_AI_TOOL_NAME: payload.call.name},
+            ),
+        )
+        span = run.tools.get(payload.call.id) if run.recording else None
+        if span is not None:
+            span.add_event(
+                event.type.value,
+                {attr.AGENT_RUNTIME_EVENT_SEQ: event.seq, attr.AGENT_RUNTIME_APPROVAL_ID: payload.approval_id},
+                _ns(event.ts),
+            )
+
+    def _approval_resolved(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, ApprovalResolvedPayload)
+        run = self._run(event)
+        decision = payload.decision.value
+        expired = payload.expired
+        self._metrics.approvals_resolved.add(
+            1,
+            self._cached(
+                ("resolved", run.agent, decision, expired),
+                lambda: {
+                    attr.GEN_AI_AGENT_NAME: run.agent,
+                    attr.AGENT_RUNTIME_APPROVAL_DECISION: decision,
+                    attr.AGENT_RUNTIME_APPROVAL_EXPIRED: expired,
+                },
+            ),
+        )
+        call_id = run.approvals.pop(payload.approval_id, None) or event.tool_call_id
+        if call_id is None:
+            return
+        if decision == "deny":
+            run.denied.add(call_id)
+        span = run.tools.get(call_id) if run.recording else None
+        if span is not None:
+            span.add_event(
+                event.type.value,
+                {
+                    attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
+                    attr.AGENT_RUNTIME_APPROVAL_ID: payload.approval_id,
+                    attr.AGENT_RUNTIME_APPROVAL_DECISION: decision,
+                    attr.AGENT_RUNTIME_APPROVAL_EXPIRED: expired,
+                },
+                _ns(event.ts),
+            )
+
+    # -- context and delegation ---------------------------------------------------------------------------
+
+    def _context_compacted(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, ContextCompactedPayload)
+        run = self._run(event)
+        attributes = self._cached(
+            ("compaction", run.agent, payload.strategy),
+            lambda: {attr.GEN_AI_AGENT_NAME: run.agent, attr.AGENT_RUNTIME_COMPACTION_STRATEGY: payload.strategy},
+        )
+        self._metrics.compactions.add(1, attributes)
+        self._metrics.compaction_tokens_saved.add(max(0, payload.tokens_before - payload.tokens_after), attributes)
+        if run.recording:
+            run.span.add_event(
+                event.type.value,
+                {
+                    attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
+                    attr.AGENT_RUNTIME_COMPACTION_STRATEGY: payload.strategy,
+                    "agent_runtime.compaction.tokens_before": payload.tokens_before,
+                    "agent_runtime.compaction.tokens_after": payload.tokens_after,
+                },
+                _ns(event.ts),
+            )
+
+    def _subagent_spawned(self, event: Event) -> None:
+        payload = event.payload
+        assert isinstance(payload, SubagentSpawnedPayload)
+        run = self._run(event)
+        if not run.recording:
+            return
+        tool_span = run.tools.get(event.tool_call_id or "")
+        parent = trace.set_span_in_context(tool_span) if tool_span is not None else run.context
+        if parent is not None:
+            self._parents[payload.child_run_id] = parent
+            if len(self._parents) > self._max_open_runs:  # children that never start here
+                del self._parents[next(iter(self._parents))]
+        run.span.add_event(
+            event.type.value,
+            {attr.AGENT_RUNTIME_EVENT_SEQ: event.seq, "agent_runtime.subagent.run_id": payload.child_run_id},
+            _ns(event.ts),
+        )
