@@ -140,3 +140,63 @@ def test_forks_are_replayed_through_their_origin(recorded: Any) -> None:
             await loop.replay(fork.run_id)
 
     asyncio.run(main())
+
+
+class AskAppend:
+    def evaluate(self, call: ToolCall, spec: ToolSpec | None, context: PolicyContext) -> PolicyDecision:
+        if call.name == "ledger:append":
+            return PolicyDecision(
+                allowed=True,
+                requires_confirmation=True,
+                policy_decision=PolicyOutcome.ALLOW_WITH_CONFIRM,
+                reason="appends need a human",
+                policy_rule_id="ask-append",
+                policy_action=PolicyAction.ASK,
+            )
+        return PolicyDecision(allowed=True, policy_decision=PolicyOutcome.ALLOW, policy_rule_id="default")
+
+
+def test_a_run_resumed_after_an_approval_replays_identically(tmp_path: Path) -> None:
+    # The resumed driver decides the waiting call again and asks again under the same approval id;
+    # the replay, which never stops, decides once: the repeat is not a divergence.
+    from runtime_control import ApprovalBroker
+
+    effects: list[str] = []
+
+    @tool(name="ledger:append", effect=ToolEffect.UNSAFE)
+    async def append(line: str) -> str:
+        effects.append(line)
+        return f"appended {line}"
+
+    store = InMemoryRunStore()
+    broker = ApprovalBroker(wait=False)
+
+    def make(steps_played: int) -> AgentLoop:
+        return AgentLoop(
+            providers=[ScriptedProvider(SCRIPT, start=steps_played)],
+            tools=LocalToolRegistry([*builtin_tools(), append]),
+            store=store,
+            policy=AskAppend(),
+            approvals=broker,
+            workspace=tmp_path,
+        )
+
+    (tmp_path / "notes.txt").write_text("note\n")
+
+    async def scenario() -> str:
+        first = await make(0).run(agent(), "Append a line")
+        assert first.status.value == "waiting_approval"
+        [request] = await broker.store.list(run_id=first.run_id)
+        await broker.resolve(request.id, "allow", resolved_by="test")
+        replies = sum(1 for event in await store.read_events(first.run_id) if event.type.value == "model.responded")
+        second = await (await make(replies).resume(first.run_id)).result()
+        assert second.ok
+        asked = [e for e in await store.read_events(first.run_id) if e.type.value == "approval.requested"]
+        assert len(asked) == 2  # asked before the stop and again on resume, under one id
+        return first.run_id
+
+    run_id = asyncio.run(scenario())
+    assert effects == ["one"]
+    report = asyncio.run(replayer(store, tmp_path, effects, policy=AskAppend(), approvals=None).replay(run_id))
+    assert report.identical, report.divergence
+    assert effects == ["one"]

@@ -111,9 +111,22 @@ def _decision(event: Event) -> tuple[str, dict[str, JsonValue]] | None:
 
 
 def decisions(events: Sequence[Event]) -> list[Decision]:
-    """The decisions recorded in a run log, in order."""
+    """The decisions recorded in a run log, in order.
+
+    A run resumed while it waited for an approval decides that call again and asks again under the same
+    approval id; the repeat is not a new decision (a replay, which never stops, makes it once), so the
+    second ``approval.requested`` of an approval id and the ``policy.decided`` just before it are left out.
+    """
     found: list[Decision] = []
+    asked: set[str] = set()
     for event in events:
+        payload = event.payload
+        if isinstance(payload, ApprovalRequestedPayload):
+            if payload.approval_id in asked:
+                if found and found[-1].kind == "policy.decided" and found[-1].detail["tool"] == payload.call.name:
+                    found.pop()
+                continue
+            asked.add(payload.approval_id)
         decision = _decision(event)
         if decision is not None:
             found.append(Decision(turn=event.turn, kind=decision[0], detail=decision[1], seq=event.seq))
