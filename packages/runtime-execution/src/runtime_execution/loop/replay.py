@@ -24,9 +24,11 @@ from runtime_core.events import (
     RecoveryStartedPayload,
     RunCompletedPayload,
     RunFailedPayload,
+    RunStartedPayload,
     ToolCalledPayload,
     ToolFailedPayload,
     ToolFinishedPayload,
+    TurnStartedPayload,
 )
 from runtime_core.exceptions import ToolExecutionError
 from runtime_core.tools import ToolContext, ToolResult, ToolSpec
@@ -113,18 +115,33 @@ def _decision(event: Event) -> tuple[str, dict[str, JsonValue]] | None:
 def decisions(events: Sequence[Event]) -> list[Decision]:
     """The decisions recorded in a run log, in order.
 
-    A run resumed while it waited for an approval decides that call again and asks again under the same
-    approval id; the repeat is not a new decision (a replay, which never stops, makes it once), so the
-    second ``approval.requested`` of an approval id and the ``policy.decided`` just before it are left out.
+    A run resumed in the middle of a turn (it waited for an approval, or crashed) decides that turn's
+    pending calls again, and asks again under the same approval ids. Those repeats are not new decisions
+    (a replay, which never stops, makes each once), so they are left out: after a resumed ``run.started``,
+    the turn's ``policy.decided`` events that repeat its earlier ones in order, and every second
+    ``approval.requested`` of an approval id.
     """
     found: list[Decision] = []
     asked: set[str] = set()
+    decided: dict[int, list[str]] = {}  # tool names decided per turn, in order
+    repeats: list[str] | None = None  # after a resume: the decisions of the interrupted turn, to skip
+    resumed = False
     for event in events:
         payload = event.payload
-        if isinstance(payload, ApprovalRequestedPayload):
+        if isinstance(payload, RunStartedPayload) and payload.resumed:
+            resumed, repeats = True, None
+            continue
+        if isinstance(payload, TurnStartedPayload):
+            resumed, repeats = False, None
+        elif isinstance(payload, PolicyDecidedPayload):
+            if resumed and repeats is None:
+                repeats = list(decided.get(event.turn, ()))
+            if repeats and repeats[0] == payload.tool_name:
+                repeats.pop(0)
+                continue
+            decided.setdefault(event.turn, []).append(payload.tool_name)
+        elif isinstance(payload, ApprovalRequestedPayload):
             if payload.approval_id in asked:
-                if found and found[-1].kind == "policy.decided" and found[-1].detail["tool"] == payload.call.name:
-                    found.pop()
                 continue
             asked.add(payload.approval_id)
         decision = _decision(event)
