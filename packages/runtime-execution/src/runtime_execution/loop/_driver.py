@@ -87,6 +87,7 @@ from runtime_core.tools import (
     is_completion_tool,
 )
 from runtime_core.usage import Pricing, Usage
+from runtime_execution.loop._deadline import Watchdog, timeout
 from runtime_execution.loop._recorder import Recorder
 from runtime_execution.loop.control import RunControl
 from runtime_execution.loop.pipeline import Screened, ToolPipeline, failed_result, malformed_arguments
@@ -296,6 +297,7 @@ class Driver:
     async def drive(self) -> RunResult:
         """Run turns until the run completes, fails, is cancelled or waits for an approval."""
         heartbeat = asyncio.create_task(self._recorder.heartbeat(), name=f"lease-heartbeat-{self._run.id}")
+        watchdog = Watchdog.watch()
         try:
             if self._resume is not None and self._resume.number is not None:
                 resumed = await self._resume_turn(self._resume, self._resume.number)
@@ -317,6 +319,7 @@ class Driver:
                 raise
             return await self._fail(error_reason("internal"), f"{type(error).__name__}: {error}", stage="loop")
         finally:
+            watchdog.close()
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await heartbeat
@@ -538,12 +541,12 @@ class Driver:
         )
         if self._reserve(request).level is BudgetLevel.HARD:
             raise _OverBudget
-        timeout = self._agent.limits.model_timeout_s
+        seconds = self._agent.limits.model_timeout_s
         if deadline is not None:
-            timeout = min(timeout, max(0.0, deadline - self._config.clock.monotonic()))
+            seconds = min(seconds, max(0.0, deadline - self._config.clock.monotonic()))
         try:
             with self._control.interruptible():
-                async with asyncio.timeout(timeout):
+                async with timeout(seconds):
                     return await (self._stream(request) if self._stream_model else self._provider.complete(request))
         except TimeoutError:
             return None

@@ -17,7 +17,6 @@ loop can ask for approvals after screening and commit its write-ahead record rig
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -46,6 +45,7 @@ from runtime_core.tools import (
     is_completion_tool,
 )
 from runtime_execution.loop._arguments import argument_problems
+from runtime_execution.loop._deadline import timeout
 from runtime_execution.loop.scheduling import PATH_ARGUMENTS, path_values
 from runtime_execution.loop.spooling import SpoolPolicy, spool_output
 from runtime_execution.tools.workspace import Workspace
@@ -225,7 +225,7 @@ class ToolPipeline:
         started = time.perf_counter()
         failure: tuple[ToolErrorCode, str, Mapping[str, JsonValue]] | None = None
         try:
-            async with asyncio.timeout(timeout_s):
+            async with timeout(timeout_s):
                 if reconcile:
                     assert isinstance(tool, ReconcilableTool)
                     data = await tool.reconcile(call, context)
