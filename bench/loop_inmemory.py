@@ -27,6 +27,13 @@ over the runs is reported per framework.
 Target (ours): <= 100 µs per turn and ``ratio_vs_pydantic_ai`` (pydantic-ai / ours) >= 30. The exit
 status is 0 whatever the numbers, unless ``--check`` is given: then 1 when the target is missed.
 
+Telemetry overhead: ours runs twice more per repetition, interleaved with the others, with a
+``runtime_telemetry.TelemetryBridge`` as the loop's sink: once on the global OpenTelemetry providers,
+which are the API's no-ops since nothing configures an SDK (``ours_telemetry_noop``), and once on a local
+SDK ``TracerProvider`` with a ``SimpleSpanProcessor`` into an ``InMemorySpanExporter`` plus a local
+``MeterProvider`` with an ``InMemoryMetricReader`` (``ours_telemetry_sdk``). Targets: the no-op bridge
+adds <= 5 % to ours, the SDK bridge <= 50 µs per turn. They are reported, not part of ``--check``.
+
 No network: tracing of the Agents SDK is disabled, and every socket connection or name lookup outside
 a Unix socket raises (and is counted) for the whole process, so a framework that tried to phone home
 would fail the run instead of skewing it.
@@ -55,6 +62,10 @@ TARGET_RATIO_VS_PYDANTIC_AI = 30.0
 # Informative, not part of the target: above this, per-turn cost visibly grows with the history.
 FLATNESS_MAX = 1.5
 FRAMEWORKS = ("ours", "pydantic_ai", "openai_agents")
+# Ours again with the telemetry bridge as its sink: on the API's no-op providers, and on a local SDK.
+TELEMETRY_VARIANTS = ("ours_telemetry_noop", "ours_telemetry_sdk")
+TARGET_TELEMETRY_NOOP_PCT = 5.0
+TARGET_TELEMETRY_SDK_US = 50.0
 DIST = {"ours": "runtime-execution", "pydantic_ai": "pydantic-ai-slim", "openai_agents": "openai-agents"}
 
 # --- measurement ------------------------------------------------------------------------------------
@@ -119,7 +130,7 @@ async def _timed(prepare: Callable[[int], Prepared], turns: int) -> Sample:
 # --- ours -------------------------------------------------------------------------------------------
 
 
-def prepare_ours(turns: int) -> Prepared:
+def prepare_ours(turns: int, sink: Any = None) -> Prepared:
     from collections.abc import AsyncIterator
 
     from runtime_core.agents import AgentSpec, Limits, RecoveryConfig
@@ -167,7 +178,7 @@ def prepare_ours(turns: int) -> Prepared:
         """Return the text unchanged."""
         return text
 
-    loop = AgentLoop(providers=[BenchModel()], tools=LocalToolRegistry([echo, complete_task]))
+    loop = AgentLoop(providers=[BenchModel()], tools=LocalToolRegistry([echo, complete_task]), sink=sink)
     agent = AgentSpec(
         name="bench",
         model="bench:m",
@@ -182,6 +193,45 @@ def prepare_ours(turns: int) -> Prepared:
             raise RuntimeError(f"ours: expected a completed run of {turns} turns, got {result!r}")
 
     return calls_ns, run
+
+
+def prepare_ours_telemetry_noop(turns: int) -> Prepared:
+    from opentelemetry import metrics, trace
+
+    from runtime_telemetry import TelemetryBridge
+
+    # Nothing in this process configures an SDK: the global providers are the API's no-op proxies.
+    if type(trace.get_tracer_provider()).__name__ != "ProxyTracerProvider" or "Proxy" not in type(
+        metrics.get_meter_provider()
+    ).__name__:
+        raise RuntimeError("a global OpenTelemetry provider is configured: the no-op measurement would be wrong")
+    return prepare_ours(turns, TelemetryBridge())
+
+
+def prepare_ours_telemetry_sdk(turns: int) -> Prepared:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from runtime_telemetry import TelemetryBridge
+
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    calls_ns, run = prepare_ours(turns, TelemetryBridge(tracer_provider, meter_provider))
+
+    async def checked() -> None:
+        await run()
+        spans = len(exporter.get_finished_spans())
+        # One run span, one chat span per turn, one tool span per echo call and one for complete_task.
+        if spans != 2 * turns + 1:
+            raise RuntimeError(f"ours_telemetry_sdk: expected {2 * turns + 1} spans, the SDK got {spans}")
+        meter_provider.shutdown()
+
+    return calls_ns, checked
 
 
 # --- Pydantic AI ------------------------------------------------------------------------------------
@@ -296,6 +346,8 @@ def prepare_openai_agents(turns: int) -> Prepared:
 
 PREPARE: dict[str, Callable[[int], Prepared]] = {
     "ours": prepare_ours,
+    "ours_telemetry_noop": prepare_ours_telemetry_noop,
+    "ours_telemetry_sdk": prepare_ours_telemetry_sdk,
     "pydantic_ai": prepare_pydantic_ai,
     "openai_agents": prepare_openai_agents,
 }
@@ -308,7 +360,7 @@ async def measure(turns: int, runs: int, *, gc_freeze: bool = True) -> tuple[dic
     """Warm every framework up once, then time `runs` interleaved runs of each."""
     series: dict[str, Series] = {}
     errors: dict[str, str] = {}
-    for name in FRAMEWORKS:
+    for name in (*FRAMEWORKS, *TELEMETRY_VARIANTS):
         try:
             await _timed(PREPARE[name], turns)  # warm-up: imports, schema building, caches
         except ImportError as exc:  # e.g. ours before the agent loop lands: still measure the peers
@@ -343,6 +395,10 @@ def report(
     us = {name: (series[name].us_per_turn(turns) if name in series else None) for name in FRAMEWORKS}
     ours = us["ours"]
     ratio_pydantic = _ratio(us["pydantic_ai"], ours)
+    noop = series["ours_telemetry_noop"].us_per_turn(turns) if "ours_telemetry_noop" in series else None
+    sdk = series["ours_telemetry_sdk"].us_per_turn(turns) if "ours_telemetry_sdk" in series else None
+    noop_pct = None if noop is None or not ours else (noop - ours) / ours * 100.0
+    sdk_added = None if sdk is None or ours is None else sdk - ours
     met = ours is not None and ours <= TARGET_US_PER_TURN and (ratio_pydantic or 0.0) >= TARGET_RATIO_VS_PYDANTIC_AI
     edges = {name: s.turn_us() for name, s in series.items()}
     flatness = {name: (series[name].flatness() if name in series else None) for name in FRAMEWORKS}
@@ -356,6 +412,18 @@ def report(
         "openai_agents_us_per_turn": us["openai_agents"],
         "ratio_vs_pydantic_ai": ratio_pydantic,
         "ratio_vs_openai_agents": _ratio(us["openai_agents"], ours),
+        "ours_telemetry_noop_us_per_turn": noop,
+        "telemetry_noop_overhead_pct": noop_pct,
+        "ours_telemetry_sdk_us_per_turn": sdk,
+        "telemetry_sdk_us_per_turn_added": sdk_added,
+        "telemetry_target": {
+            "noop_overhead_pct_max": TARGET_TELEMETRY_NOOP_PCT,
+            "sdk_us_per_turn_added_max": TARGET_TELEMETRY_SDK_US,
+            "met": noop_pct is not None
+            and sdk_added is not None
+            and noop_pct <= TARGET_TELEMETRY_NOOP_PCT
+            and sdk_added <= TARGET_TELEMETRY_SDK_US,
+        },
         "flatness": flatness,
         "first_last_10_turn_us": {name: list(pair) if pair else None for name, pair in edges.items()},
         "target": {
@@ -406,6 +474,15 @@ def print_human(result: dict[str, Any]) -> None:
     if target["ours_flat"] is not None:
         verdict = "flat" if target["ours_flat"] else "NOT flat: per-turn cost grows with the history"
         print(f"ours per-turn time (last 10 / first 10 turns <= {target['flatness_max']}): {verdict}")
+    print(
+        f"telemetry bridge: no-op {_fmt(result['ours_telemetry_noop_us_per_turn'], '.1f')} us/turn "
+        f"({_fmt(result['telemetry_noop_overhead_pct'], '+.1f')} %, target <= "
+        f"{result['telemetry_target']['noop_overhead_pct_max']:.0f} %), SDK in memory "
+        f"{_fmt(result['ours_telemetry_sdk_us_per_turn'], '.1f')} us/turn "
+        f"({_fmt(result['telemetry_sdk_us_per_turn_added'], '+.1f')} us, target <= "
+        f"{result['telemetry_target']['sdk_us_per_turn_added_max']:.0f} us): "
+        f"{'met' if result['telemetry_target']['met'] else 'MISSED'}"
+    )
     for name, error in result["errors"].items():
         print(f"{name}: not measured: {error}")
     if result["network_attempts"]:

@@ -48,11 +48,9 @@ __all__ = [
     "GEN_AI_REQUEST_MODEL",
     "GEN_AI_RESPONSE_FINISH_REASONS",
     "GEN_AI_RESPONSE_MODEL",
-    "GEN_AI_SYSTEM",
     "GEN_AI_TOKEN_TYPE",
     "GEN_AI_TOOL_CALL_ID",
     "GEN_AI_TOOL_NAME",
-    "GEN_AI_TOOL_TYPE",
     "GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS",
     "GEN_AI_USAGE_INPUT_TOKENS",
     "GEN_AI_USAGE_OUTPUT_TOKENS",
@@ -72,8 +70,6 @@ GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
 """The operation: ``invoke_agent``, ``chat`` or ``execute_tool``."""
 GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
 """The model provider (the part of ``"<provider>:<model>"`` before the colon)."""
-GEN_AI_SYSTEM: Final = "gen_ai.system"
-"""The older name of ``gen_ai.provider.name``, set on spans too for backends that still read it."""
 GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
 """The agent's name (``AgentSpec.name``)."""
 GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
@@ -96,8 +92,6 @@ GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 """The tool's name as the model called it (``file:read``)."""
 GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
 """The tool call id (also the run log's ``tool_call_id``)."""
-GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
-"""Always ``function``: every tool of the runtime is a function tool."""
 ERROR_TYPE: Final = "error.type"
 """The class of an error: a tool error code, a failure reason or ``model_error``."""
 

@@ -52,7 +52,6 @@ from runtime_core.events import (
     ToolFailedPayload,
     ToolFinishedPayload,
     ToolStartedPayload,
-    TurnFinishedPayload,
     TurnStartedPayload,
 )
 from runtime_core.policy import PolicyOutcome
@@ -85,7 +84,6 @@ class _Run:
 
     __slots__ = (
         "agent",
-        "agent_attrs",
         "approvals",
         "chat",
         "chat_model",
@@ -104,13 +102,12 @@ class _Run:
         "turns",
     )
 
-    def __init__(self, run_id: str, agent: str, span: Span, agent_attrs: _Attributes) -> None:
+    def __init__(self, run_id: str, agent: str, span: Span) -> None:
         self.run_id = run_id
         self.agent = agent
         self.span = span
         self.recording = span.is_recording()
         self.context = trace.set_span_in_context(span) if self.recording else None
-        self.agent_attrs = agent_attrs
         self.recovery = False
         self.chat: Span | None = None
         self.chat_model = ""
@@ -252,8 +249,7 @@ class TelemetryBridge:
         span = self._tracer.start_span(
             f"{attr.OPERATION_INVOKE_AGENT} {agent}", context=parent, kind=SpanKind.INTERNAL, start_time=_ns(event.ts)
         )
-        agent_attrs = self._cached(("agent", agent), lambda: {attr.GEN_AI_AGENT_NAME: agent})
-        run = _Run(event.run_id, agent, span, agent_attrs)
+        run = _Run(event.run_id, agent, span)
         if run.recording:
             span.set_attributes(
                 {
@@ -270,7 +266,7 @@ class TelemetryBridge:
                 span.set_attributes({attr.GEN_AI_PROVIDER_NAME: provider, attr.GEN_AI_REQUEST_MODEL: model})
                 if created.parent_run_id is not None:
                     span.set_attribute(attr.AGENT_RUNTIME_PARENT_RUN_ID, created.parent_run_id)
-        self._metrics.active_runs.add(1, agent_attrs)
+        self._metrics.active_runs.add(1, agent)
         self._runs[event.run_id] = run
         if len(self._runs) > self._max_open_runs:
             oldest = next(iter(self._runs))
@@ -306,14 +302,8 @@ class TelemetryBridge:
         if run is None:
             return  # never seen running here: nothing open, nothing active to count down
         status = event.type.value.removeprefix("run.")
-        self._metrics.runs.add(
-            1,
-            self._cached(
-                ("run", run.agent, status),
-                lambda: {attr.GEN_AI_AGENT_NAME: run.agent, attr.AGENT_RUNTIME_RUN_STATUS: status},
-            ),
-        )
-        self._metrics.active_runs.add(-1, run.agent_attrs)
+        self._metrics.runs.add(1, run.agent, status)
+        self._metrics.active_runs.add(-1, run.agent)
         if not run.recording:
             return
         end = _ns(event.ts)
@@ -341,7 +331,7 @@ class TelemetryBridge:
 
     def _abandon(self, run: _Run, why: str) -> None:
         """End a run's spans without a terminal event (shutdown or eviction)."""
-        self._metrics.active_runs.add(-1, run.agent_attrs)
+        self._metrics.active_runs.add(-1, run.agent)
         if run.recording:
             end = _ns(datetime.now(UTC))
             self._end_children(run, end, why)
@@ -397,19 +387,9 @@ class TelemetryBridge:
             )
 
     def _turn_finished(self, event: Event) -> None:
-        payload = event.payload
-        assert isinstance(payload, TurnFinishedPayload)
         run = self._run(event)
         run.turns += 1
-        recovery = run.recovery
-        self._metrics.turns.add(
-            1,
-            self._cached(
-                ("turn", run.agent, recovery),
-                lambda: {attr.GEN_AI_AGENT_NAME: run.agent, attr.AGENT_RUNTIME_RECOVERY: recovery},
-            ),
-        )
-        self._metrics.turn_duration.record(payload.duration_ms / 1000.0, run.agent_attrs)
+        self._metrics.turns.add(1, run.agent, run.recovery)
 
     # -- model calls --------------------------------------------------------------------------------------
 
@@ -422,32 +402,34 @@ class TelemetryBridge:
         if not run.recording:
             return
         provider, model = _split_model(payload.model)
+        # Attributes given at the start are known to samplers and cost one pass of validation.
         run.chat = self._tracer.start_span(
-            f"{attr.OPERATION_CHAT} {model}", context=run.context, kind=SpanKind.CLIENT, start_time=_ns(event.ts)
-        )
-        run.chat.set_attributes(
-            {
+            f"{attr.OPERATION_CHAT} {model}",
+            context=run.context,
+            kind=SpanKind.CLIENT,
+            attributes={
                 attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
                 attr.GEN_AI_PROVIDER_NAME: provider,
-                attr.GEN_AI_SYSTEM: provider,
                 attr.GEN_AI_REQUEST_MODEL: model,
-                attr.GEN_AI_AGENT_NAME: run.agent,
-                attr.GEN_AI_CONVERSATION_ID: run.run_id,
                 attr.AGENT_RUNTIME_RUN_ID: run.run_id,
                 attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
                 attr.AGENT_RUNTIME_TURN: event.turn,
-                attr.AGENT_RUNTIME_RECOVERY: run.recovery,
-            }
+            },
+            start_time=_ns(event.ts),
         )
+        if run.recovery:
+            run.chat.set_attribute(attr.AGENT_RUNTIME_RECOVERY, True)
 
-    def _model_attrs(self, requested: str, responded: str, token_type: str | None, error: str | None) -> _Attributes:
+    def _model_attrs(self, model: str, token_type: str | None, error: str | None) -> _Attributes:
+        # The run log records the model asked for, not the provider's own name for the one that answered:
+        # gen_ai.response.model would only repeat gen_ai.request.model, so metrics leave it out.
+
         def build() -> _Attributes:
-            provider, request_model = _split_model(requested)
+            provider, request_model = _split_model(model)
             attributes: dict[str, AttributeValue] = {
                 attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
                 attr.GEN_AI_PROVIDER_NAME: provider,
                 attr.GEN_AI_REQUEST_MODEL: request_model,
-                attr.GEN_AI_RESPONSE_MODEL: _split_model(responded)[1],
             }
             if token_type is not None:
                 attributes[attr.GEN_AI_TOKEN_TYPE] = token_type
@@ -455,14 +437,7 @@ class TelemetryBridge:
                 attributes[attr.ERROR_TYPE] = error
             return attributes
 
-        return self._cached(("model", requested, responded, token_type, error), build)
-
-    def _cost_attrs(self, requested: str) -> _Attributes:
-        def build() -> _Attributes:
-            provider, model = _split_model(requested)
-            return {attr.GEN_AI_PROVIDER_NAME: provider, attr.GEN_AI_REQUEST_MODEL: model}
-
-        return self._cached(("cost", requested), build)
+        return self._cached(("model", model, token_type, error), build)
 
     def _model_responded(self, event: Event) -> None:
         payload = event.payload
@@ -471,21 +446,17 @@ class TelemetryBridge:
         usage = payload.usage
         requested = run.chat_model or payload.model
         metrics = self._metrics
-        metrics.token_usage.record(
-            usage.input_tokens, self._model_attrs(requested, payload.model, attr.TOKEN_TYPE_INPUT, None)
-        )
-        metrics.token_usage.record(
-            usage.output_tokens, self._model_attrs(requested, payload.model, attr.TOKEN_TYPE_OUTPUT, None)
-        )
+        metrics.token_usage.record(usage.input_tokens, self._model_attrs(requested, attr.TOKEN_TYPE_INPUT, None))
+        metrics.token_usage.record(usage.output_tokens, self._model_attrs(requested, attr.TOKEN_TYPE_OUTPUT, None))
         if payload.latency_ms > 0.0:
             seconds = payload.latency_ms / 1000.0
         elif run.chat_ts is not None:  # providers that do not time themselves (scripted, recorded)
             seconds = (event.ts - run.chat_ts).total_seconds()
         else:
             seconds = 0.0
-        metrics.operation_duration.record(seconds, self._model_attrs(requested, payload.model, None, None))
+        metrics.operation_duration.record(seconds, self._model_attrs(requested, None, None))
         if usage.cost_usd:
-            metrics.cost.add(usage.cost_usd, self._cost_attrs(requested))
+            metrics.cost.add(usage.cost_usd, *_split_model(requested))
         run.input_tokens += usage.input_tokens
         run.output_tokens += usage.output_tokens
         run.cost_usd += usage.cost_usd
@@ -510,15 +481,11 @@ class TelemetryBridge:
     def _error(self, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, ErrorPayload)
-        self._metrics.errors.add(
-            1, self._cached(("error", payload.code), lambda: {attr.AGENT_RUNTIME_ERROR_CODE: payload.code})
-        )
+        self._metrics.errors.add(1, payload.code)
         run = self._run(event)
         if run.chat_ts is not None:  # a model call without a reply: this error is the call's
             seconds = (event.ts - run.chat_ts).total_seconds()
-            self._metrics.operation_duration.record(
-                seconds, self._model_attrs(run.chat_model, run.chat_model, None, payload.code)
-            )
+            self._metrics.operation_duration.record(seconds, self._model_attrs(run.chat_model, None, payload.code))
             run.chat_ts = None
         if not run.recording:
             return
@@ -550,31 +517,19 @@ class TelemetryBridge:
             return
         call = payload.call
         span = self._tracer.start_span(
-            f"{attr.OPERATION_EXECUTE_TOOL} {call.name}", context=run.context, start_time=_ns(event.ts)
-        )
-        span.set_attributes(
-            {
+            f"{attr.OPERATION_EXECUTE_TOOL} {call.name}",
+            context=run.context,
+            attributes={
                 attr.GEN_AI_OPERATION_NAME: attr.OPERATION_EXECUTE_TOOL,
                 attr.GEN_AI_TOOL_NAME: call.name,
                 attr.GEN_AI_TOOL_CALL_ID: call.id,
-                attr.GEN_AI_TOOL_TYPE: "function",
-                attr.GEN_AI_AGENT_NAME: run.agent,
                 attr.AGENT_RUNTIME_RUN_ID: run.run_id,
                 attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
                 attr.AGENT_RUNTIME_TURN: event.turn,
-            }
+            },
+            start_time=_ns(event.ts),
         )
         run.tools[call.id] = span
-
-    def _tool_attrs(self, run: _Run, tool: str, outcome: str) -> _Attributes:
-        return self._cached(
-            ("tool", run.agent, tool, outcome),
-            lambda: {
-                attr.GEN_AI_AGENT_NAME: run.agent,
-                attr.GEN_AI_TOOL_NAME: tool,
-                attr.AGENT_RUNTIME_TOOL_OUTCOME: outcome,
-            },
-        )
 
     def _tool_started(self, event: Event) -> None:
         payload = event.payload
@@ -591,17 +546,10 @@ class TelemetryBridge:
         assert isinstance(payload, ToolFinishedPayload)
         run = self._run(event)
         result = payload.result
-        attributes = self._tool_attrs(run, result.tool_name, attr.TOOL_OUTCOME_SUCCESS)
-        self._metrics.tool_calls.add(1, attributes)
-        self._metrics.tool_duration.record(result.duration_ms / 1000.0, attributes)
+        outcome = attr.TOOL_OUTCOME_SUCCESS
+        self._metrics.tool_calls.add(1, run.agent, result.tool_name, outcome)
         if result.cached:
-            self._metrics.cache_hits.add(
-                1,
-                self._cached(
-                    ("cache", result.tool_name),
-                    lambda: {attr.AGENT_RUNTIME_CACHE_NAME: "tool_result", attr.GEN_AI_TOOL_NAME: result.tool_name},
-                ),
-            )
+            self._metrics.cache_hits.add(1, "tool_result", result.tool_name)
         span = run.tools.pop(result.tool_call_id, None) if run.recording else None
         if span is not None:
             span.set_attribute(attr.AGENT_RUNTIME_TOOL_OUTCOME, attr.TOOL_OUTCOME_SUCCESS)
@@ -632,9 +580,7 @@ class TelemetryBridge:
         if denied:
             run.denied.discard(result.tool_call_id)
         outcome = attr.TOOL_OUTCOME_DENIED if denied else attr.TOOL_OUTCOME_ERROR
-        attributes = self._tool_attrs(run, result.tool_name, outcome)
-        self._metrics.tool_calls.add(1, attributes)
-        self._metrics.tool_duration.record(result.duration_ms / 1000.0, attributes)
+        self._metrics.tool_calls.add(1, run.agent, result.tool_name, outcome)
         span = run.tools.pop(result.tool_call_id, None) if run.recording else None
         if span is not None:
             span.set_attributes(
@@ -655,13 +601,7 @@ class TelemetryBridge:
         if decision.policy_decision is PolicyOutcome.DENY:
             if event.tool_call_id is not None:
                 run.denied.add(event.tool_call_id)
-            self._metrics.policy_denials.add(
-                1,
-                self._cached(
-                    ("denial", run.agent, payload.tool_name),
-                    lambda: {attr.GEN_AI_AGENT_NAME: run.agent, attr.GEN_AI_TOOL_NAME: payload.tool_name},
-                ),
-            )
+            self._metrics.policy_denials.add(1, run.agent, payload.tool_name)
         span = run.tools.get(event.tool_call_id or "") if run.recording else None
         if span is not None:
             span.add_event(
@@ -679,13 +619,7 @@ class TelemetryBridge:
         assert isinstance(payload, ApprovalRequestedPayload)
         run = self._run(event)
         run.approvals[payload.approval_id] = payload.call.id
-        self._metrics.approvals_requested.add(
-            1,
-            self._cached(
-                ("approval", run.agent, payload.call.name),
-                lambda: {attr.GEN_AI_AGENT_NAME: run.agent, attr.GEN_AI_TOOL_NAME: payload.call.name},
-            ),
-        )
+        self._metrics.approvals_requested.add(1, run.agent, payload.call.name)
         span = run.tools.get(payload.call.id) if run.recording else None
         if span is not None:
             span.add_event(
@@ -700,17 +634,7 @@ class TelemetryBridge:
         run = self._run(event)
         decision = payload.decision.value
         expired = payload.expired
-        self._metrics.approvals_resolved.add(
-            1,
-            self._cached(
-                ("resolved", run.agent, decision, expired),
-                lambda: {
-                    attr.GEN_AI_AGENT_NAME: run.agent,
-                    attr.AGENT_RUNTIME_APPROVAL_DECISION: decision,
-                    attr.AGENT_RUNTIME_APPROVAL_EXPIRED: expired,
-                },
-            ),
-        )
+        self._metrics.approvals_resolved.add(1, run.agent, decision, expired)
         call_id = run.approvals.pop(payload.approval_id, None) or event.tool_call_id
         if call_id is None:
             return
@@ -735,12 +659,9 @@ class TelemetryBridge:
         payload = event.payload
         assert isinstance(payload, ContextCompactedPayload)
         run = self._run(event)
-        attributes = self._cached(
-            ("compaction", run.agent, payload.strategy),
-            lambda: {attr.GEN_AI_AGENT_NAME: run.agent, attr.AGENT_RUNTIME_COMPACTION_STRATEGY: payload.strategy},
-        )
-        self._metrics.compactions.add(1, attributes)
-        self._metrics.compaction_tokens_saved.add(max(0, payload.tokens_before - payload.tokens_after), attributes)
+        saved = max(0, payload.tokens_before - payload.tokens_after)
+        self._metrics.compactions.add(1, run.agent, payload.strategy)
+        self._metrics.compaction_tokens_saved.add(saved, run.agent, payload.strategy)
         if run.recording:
             run.span.add_event(
                 event.type.value,

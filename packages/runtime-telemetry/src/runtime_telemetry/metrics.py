@@ -16,21 +16,27 @@ from enum import StrEnum
 from typing import Final
 
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, Observation
+from opentelemetry.util.types import AttributeValue
 
 from runtime_telemetry import attributes as attr
 from runtime_telemetry._scope import SCOPE_NAME, SCOPE_VERSION
 
-__all__ = ["METRIC_CATALOGUE", "InstrumentKind", "MetricDefinition", "RuntimeMetrics"]
+__all__ = ["METRIC_CATALOGUE", "InstrumentKind", "MetricDefinition", "RuntimeMetrics", "Tally"]
 
 
 class InstrumentKind(StrEnum):
-    """The OpenTelemetry instrument a catalogue entry uses."""
+    """The OpenTelemetry instrument a catalogue entry uses.
 
-    COUNTER = "counter"
-    UP_DOWN_COUNTER = "updowncounter"
+    Counters are observable: the bridge adds to plain Python numbers (a dictionary update) and the SDK
+    reads the cumulative values when it collects, so a counted event costs next to nothing even with an
+    SDK installed. Histograms are synchronous instruments, as the GenAI conventions define them.
+    """
+
     HISTOGRAM = "histogram"
-    OBSERVABLE_GAUGE = "observable_gauge"
+    COUNTER = "observable_counter"
+    UP_DOWN_COUNTER = "observable_up_down_counter"
+    GAUGE = "observable_gauge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +63,7 @@ class MetricDefinition:
 # Advisory boundaries from the GenAI metric conventions.
 _TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 _DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
-# Tools and turns are often far quicker than a model call: start at a millisecond.
-_SHORT_DURATION_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-_MODEL: Final = (
-    attr.GEN_AI_OPERATION_NAME,
-    attr.GEN_AI_PROVIDER_NAME,
-    attr.GEN_AI_REQUEST_MODEL,
-    attr.GEN_AI_RESPONSE_MODEL,
-)
+_MODEL: Final = (attr.GEN_AI_OPERATION_NAME, attr.GEN_AI_PROVIDER_NAME, attr.GEN_AI_REQUEST_MODEL)
 
 TOKEN_USAGE: Final = MetricDefinition(
     "gen_ai.client.token.usage",
@@ -89,28 +88,12 @@ TURNS: Final = MetricDefinition(
     "Turns finished.",
     (attr.GEN_AI_AGENT_NAME, attr.AGENT_RUNTIME_RECOVERY),
 )
-TURN_DURATION: Final = MetricDefinition(
-    "agent_runtime.turn.duration",
-    InstrumentKind.HISTOGRAM,
-    "s",
-    "Duration of a turn (model call, tools and commits).",
-    (attr.GEN_AI_AGENT_NAME,),
-    _SHORT_DURATION_BUCKETS,
-)
 TOOL_CALLS: Final = MetricDefinition(
     "agent_runtime.tool.calls",
     InstrumentKind.COUNTER,
     "{call}",
     "Tool calls ended, by outcome (success, error, denied).",
     (attr.GEN_AI_AGENT_NAME, attr.GEN_AI_TOOL_NAME, attr.AGENT_RUNTIME_TOOL_OUTCOME),
-)
-TOOL_DURATION: Final = MetricDefinition(
-    "agent_runtime.tool.duration",
-    InstrumentKind.HISTOGRAM,
-    "s",
-    "Execution time of a tool call, as the tool pipeline measured it.",
-    (attr.GEN_AI_AGENT_NAME, attr.GEN_AI_TOOL_NAME, attr.AGENT_RUNTIME_TOOL_OUTCOME),
-    _SHORT_DURATION_BUCKETS,
 )
 POLICY_DENIALS: Final = MetricDefinition(
     "agent_runtime.policy.denials",
@@ -184,7 +167,7 @@ ERRORS: Final = MetricDefinition(
 )
 QUEUE_DEPTH: Final = MetricDefinition(
     "agent_runtime.queue.depth",
-    InstrumentKind.OBSERVABLE_GAUGE,
+    InstrumentKind.GAUGE,
     "{item}",
     "Items waiting in a work queue, read when metrics are collected.",
     (attr.AGENT_RUNTIME_QUEUE_NAME,),
@@ -194,9 +177,7 @@ METRIC_CATALOGUE: Final[tuple[MetricDefinition, ...]] = (
     TOKEN_USAGE,
     OPERATION_DURATION,
     TURNS,
-    TURN_DURATION,
     TOOL_CALLS,
-    TOOL_DURATION,
     POLICY_DENIALS,
     APPROVALS_REQUESTED,
     APPROVALS_RESOLVED,
@@ -212,11 +193,59 @@ METRIC_CATALOGUE: Final[tuple[MetricDefinition, ...]] = (
 """Every metric Agent Runtime records, in the order of the documentation's table."""
 
 
+class Tally:
+    """A counter kept as plain cumulative numbers and reported by an observable instrument.
+
+    ``add`` updates a dictionary under a lock (well under a microsecond); the SDK reads the totals when
+    it collects (a Prometheus scrape, an export interval). Without an SDK nothing ever reads them.
+
+    Args:
+        definition: The catalogue entry; its ``attributes`` name the values passed to `add`, in order.
+        meter: The meter that creates the observable instrument.
+    """
+
+    __slots__ = ("_lock", "_names", "_values", "definition")
+
+    def __init__(self, definition: MetricDefinition, meter: Meter) -> None:
+        self.definition = definition
+        self._names = definition.attributes
+        self._values: dict[tuple[AttributeValue, ...], float] = {}
+        self._lock = threading.Lock()
+        create = (
+            meter.create_observable_up_down_counter
+            if definition.kind is InstrumentKind.UP_DOWN_COUNTER
+            else meter.create_observable_counter
+        )
+        create(definition.name, [self._observe], definition.unit, definition.description)
+
+    def add(self, amount: float, *values: AttributeValue) -> None:
+        """Add `amount` (negative only for up-down counters) to the series of attribute `values`.
+
+        Args:
+            amount: The increment.
+            *values: One value per name of ``definition.attributes``, in that order.
+        """
+        with self._lock:
+            self._values[values] = self._values.get(values, 0) + amount
+
+    def value(self, *values: AttributeValue) -> float:
+        """The current total of the series of attribute `values` (0 if never added to)."""
+        with self._lock:
+            return self._values.get(values, 0)
+
+    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            series = list(self._values.items())
+        names = self._names
+        return [Observation(total, dict(zip(names, key, strict=True))) for key, total in series]
+
+
 class RuntimeMetrics:
     """The instruments of the catalogue, created once from one meter.
 
     The bridge records run-log metrics through it; workers register their queues with
-    [`watch_queue`][runtime_telemetry.RuntimeMetrics.watch_queue].
+    [`watch_queue`][runtime_telemetry.RuntimeMetrics.watch_queue]. Create one per meter provider: two
+    would report the same observable series twice.
 
     Args:
         meter_provider: Where the instruments come from; the global meter provider (looked up now)
@@ -225,63 +254,33 @@ class RuntimeMetrics:
 
     def __init__(self, meter_provider: MeterProvider | None = None) -> None:
         meter = metrics.get_meter(SCOPE_NAME, SCOPE_VERSION, meter_provider)
-        self.token_usage = meter.create_histogram(
-            TOKEN_USAGE.name,
-            TOKEN_USAGE.unit,
-            TOKEN_USAGE.description,
-            explicit_bucket_boundaries_advisory=TOKEN_USAGE.buckets,
-        )
+        self.token_usage = _histogram(meter, TOKEN_USAGE)
         """``gen_ai.client.token.usage``."""
-        self.operation_duration = meter.create_histogram(
-            OPERATION_DURATION.name,
-            OPERATION_DURATION.unit,
-            OPERATION_DURATION.description,
-            explicit_bucket_boundaries_advisory=OPERATION_DURATION.buckets,
-        )
+        self.operation_duration = _histogram(meter, OPERATION_DURATION)
         """``gen_ai.client.operation.duration``."""
-        self.turns = meter.create_counter(TURNS.name, TURNS.unit, TURNS.description)
+        self.turns = Tally(TURNS, meter)
         """``agent_runtime.turns``."""
-        self.turn_duration = meter.create_histogram(
-            TURN_DURATION.name,
-            TURN_DURATION.unit,
-            TURN_DURATION.description,
-            explicit_bucket_boundaries_advisory=TURN_DURATION.buckets,
-        )
-        """``agent_runtime.turn.duration``."""
-        self.tool_calls = meter.create_counter(TOOL_CALLS.name, TOOL_CALLS.unit, TOOL_CALLS.description)
+        self.tool_calls = Tally(TOOL_CALLS, meter)
         """``agent_runtime.tool.calls``."""
-        self.tool_duration = meter.create_histogram(
-            TOOL_DURATION.name,
-            TOOL_DURATION.unit,
-            TOOL_DURATION.description,
-            explicit_bucket_boundaries_advisory=TOOL_DURATION.buckets,
-        )
-        """``agent_runtime.tool.duration``."""
-        self.policy_denials = meter.create_counter(POLICY_DENIALS.name, POLICY_DENIALS.unit, POLICY_DENIALS.description)
+        self.policy_denials = Tally(POLICY_DENIALS, meter)
         """``agent_runtime.policy.denials``."""
-        self.approvals_requested = meter.create_counter(
-            APPROVALS_REQUESTED.name, APPROVALS_REQUESTED.unit, APPROVALS_REQUESTED.description
-        )
+        self.approvals_requested = Tally(APPROVALS_REQUESTED, meter)
         """``agent_runtime.approvals.requested``."""
-        self.approvals_resolved = meter.create_counter(
-            APPROVALS_RESOLVED.name, APPROVALS_RESOLVED.unit, APPROVALS_RESOLVED.description
-        )
+        self.approvals_resolved = Tally(APPROVALS_RESOLVED, meter)
         """``agent_runtime.approvals.resolved``."""
-        self.compactions = meter.create_counter(COMPACTIONS.name, COMPACTIONS.unit, COMPACTIONS.description)
+        self.compactions = Tally(COMPACTIONS, meter)
         """``agent_runtime.compactions``."""
-        self.compaction_tokens_saved = meter.create_counter(
-            COMPACTION_TOKENS_SAVED.name, COMPACTION_TOKENS_SAVED.unit, COMPACTION_TOKENS_SAVED.description
-        )
+        self.compaction_tokens_saved = Tally(COMPACTION_TOKENS_SAVED, meter)
         """``agent_runtime.compaction.tokens_saved``."""
-        self.cache_hits = meter.create_counter(CACHE_HITS.name, CACHE_HITS.unit, CACHE_HITS.description)
+        self.cache_hits = Tally(CACHE_HITS, meter)
         """``agent_runtime.cache.hits``."""
-        self.cost = meter.create_counter(COST.name, COST.unit, COST.description)
+        self.cost = Tally(COST, meter)
         """``agent_runtime.cost``."""
-        self.runs = meter.create_counter(RUNS.name, RUNS.unit, RUNS.description)
+        self.runs = Tally(RUNS, meter)
         """``agent_runtime.runs``."""
-        self.active_runs = meter.create_up_down_counter(ACTIVE_RUNS.name, ACTIVE_RUNS.unit, ACTIVE_RUNS.description)
+        self.active_runs = Tally(ACTIVE_RUNS, meter)
         """``agent_runtime.runs.active``."""
-        self.errors = meter.create_counter(ERRORS.name, ERRORS.unit, ERRORS.description)
+        self.errors = Tally(ERRORS, meter)
         """``agent_runtime.errors``."""
         self._queues: dict[str, Callable[[], int]] = {}
         self._queues_lock = threading.Lock()
@@ -316,3 +315,12 @@ class RuntimeMetrics:
         with self._queues_lock:
             queues = list(self._queues.items())
         return [Observation(depth(), {attr.AGENT_RUNTIME_QUEUE_NAME: name}) for name, depth in queues]
+
+
+def _histogram(meter: Meter, definition: MetricDefinition) -> Histogram:
+    return meter.create_histogram(
+        definition.name,
+        definition.unit,
+        definition.description,
+        explicit_bucket_boundaries_advisory=definition.buckets,
+    )
