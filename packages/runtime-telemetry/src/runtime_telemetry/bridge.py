@@ -66,6 +66,8 @@ _log = logging.getLogger("runtime_telemetry.bridge")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 _Attributes = Mapping[str, AttributeValue]
+# Input tokens, output tokens, and the call itself (duration).
+_ModelAttributes = tuple[_Attributes, _Attributes, _Attributes]
 
 
 def _ns(ts: datetime) -> int:
@@ -97,8 +99,10 @@ class _Run:
         "recovery",
         "run_id",
         "span",
+        "success_keys",
         "tool_calls",
         "tools",
+        "turn_keys",
         "turns",
     )
 
@@ -120,6 +124,9 @@ class _Run:
         self.cost_usd = 0.0
         self.turns = 0
         self.tool_calls = 0
+        # Tally keys built once per run: the hot path then allocates nothing.
+        self.turn_keys = ((agent, False), (agent, True))
+        self.success_keys: dict[str, tuple[str, str, str]] = {}
 
 
 class TelemetryBridge:
@@ -156,7 +163,7 @@ class TelemetryBridge:
         self._runs: dict[str, _Run] = {}
         # Child run id -> the context of the parent span it nests under (from subagent.spawned).
         self._parents: dict[str, otel_context.Context] = {}
-        self._attrs: dict[tuple[object, ...], _Attributes] = {}
+        self._model_metric_attrs: dict[str, _ModelAttributes] = {}
         self._lock = threading.Lock()  # the bus may deliver from several threads
         self._handlers: dict[EventType, Callable[[Event], None]] = {
             EventType.RUN_CREATED: self._run_created,
@@ -236,12 +243,6 @@ class TelemetryBridge:
             self._parents.clear()
 
     # -- runs ---------------------------------------------------------------------------------------------
-
-    def _cached(self, key: tuple[object, ...], build: Callable[[], _Attributes]) -> _Attributes:
-        attributes = self._attrs.get(key)
-        if attributes is None:
-            attributes = self._attrs[key] = build()
-        return attributes
 
     def _open(self, event: Event, *, resumed: bool, created: RunCreatedPayload | None = None) -> _Run:
         agent = event.agent_id
@@ -389,7 +390,7 @@ class TelemetryBridge:
     def _turn_finished(self, event: Event) -> None:
         run = self._run(event)
         run.turns += 1
-        self._metrics.turns.add(1, run.agent, run.recovery)
+        self._metrics.turns.add_to(1, run.turn_keys[run.recovery])
 
     # -- model calls --------------------------------------------------------------------------------------
 
@@ -420,24 +421,29 @@ class TelemetryBridge:
         if run.recovery:
             run.chat.set_attribute(attr.AGENT_RUNTIME_RECOVERY, True)
 
-    def _model_attrs(self, model: str, token_type: str | None, error: str | None) -> _Attributes:
+    def _model_attrs(self, model: str, error: str | None = None) -> _ModelAttributes:
+        """The attribute sets of the model metrics of `model` (``"provider:model"``), built once."""
+        attributes = self._model_metric_attrs.get(model) if error is None else None
+        if attributes is not None:
+            return attributes
+        provider, request_model = _split_model(model)
         # The run log records the model asked for, not the provider's own name for the one that answered:
         # gen_ai.response.model would only repeat gen_ai.request.model, so metrics leave it out.
-
-        def build() -> _Attributes:
-            provider, request_model = _split_model(model)
-            attributes: dict[str, AttributeValue] = {
-                attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
-                attr.GEN_AI_PROVIDER_NAME: provider,
-                attr.GEN_AI_REQUEST_MODEL: request_model,
-            }
-            if token_type is not None:
-                attributes[attr.GEN_AI_TOKEN_TYPE] = token_type
-            if error is not None:
-                attributes[attr.ERROR_TYPE] = error
-            return attributes
-
-        return self._cached(("model", model, token_type, error), build)
+        common: dict[str, AttributeValue] = {
+            attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
+            attr.GEN_AI_PROVIDER_NAME: provider,
+            attr.GEN_AI_REQUEST_MODEL: request_model,
+        }
+        if error is not None:
+            common[attr.ERROR_TYPE] = error
+        attributes = (
+            {**common, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_INPUT},
+            {**common, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_OUTPUT},
+            common,
+        )
+        if error is None:
+            self._model_metric_attrs[model] = attributes
+        return attributes
 
     def _model_responded(self, event: Event) -> None:
         payload = event.payload
@@ -446,15 +452,16 @@ class TelemetryBridge:
         usage = payload.usage
         requested = run.chat_model or payload.model
         metrics = self._metrics
-        metrics.token_usage.record(usage.input_tokens, self._model_attrs(requested, attr.TOKEN_TYPE_INPUT, None))
-        metrics.token_usage.record(usage.output_tokens, self._model_attrs(requested, attr.TOKEN_TYPE_OUTPUT, None))
+        input_attrs, output_attrs, call_attrs = self._model_attrs(requested)
+        metrics.token_usage.record(usage.input_tokens, input_attrs)
+        metrics.token_usage.record(usage.output_tokens, output_attrs)
         if payload.latency_ms > 0.0:
             seconds = payload.latency_ms / 1000.0
         elif run.chat_ts is not None:  # providers that do not time themselves (scripted, recorded)
             seconds = (event.ts - run.chat_ts).total_seconds()
         else:
             seconds = 0.0
-        metrics.operation_duration.record(seconds, self._model_attrs(requested, None, None))
+        metrics.operation_duration.record(seconds, call_attrs)
         if usage.cost_usd:
             metrics.cost.add(usage.cost_usd, *_split_model(requested))
         run.input_tokens += usage.input_tokens
@@ -485,7 +492,7 @@ class TelemetryBridge:
         run = self._run(event)
         if run.chat_ts is not None:  # a model call without a reply: this error is the call's
             seconds = (event.ts - run.chat_ts).total_seconds()
-            self._metrics.operation_duration.record(seconds, self._model_attrs(run.chat_model, None, payload.code))
+            self._metrics.operation_duration.record(seconds, self._model_attrs(run.chat_model, payload.code)[2])
             run.chat_ts = None
         if not run.recording:
             return
@@ -546,8 +553,10 @@ class TelemetryBridge:
         assert isinstance(payload, ToolFinishedPayload)
         run = self._run(event)
         result = payload.result
-        outcome = attr.TOOL_OUTCOME_SUCCESS
-        self._metrics.tool_calls.add(1, run.agent, result.tool_name, outcome)
+        key = run.success_keys.get(result.tool_name)
+        if key is None:
+            key = run.success_keys[result.tool_name] = (run.agent, result.tool_name, attr.TOOL_OUTCOME_SUCCESS)
+        self._metrics.tool_calls.add_to(1, key)
         if result.cached:
             self._metrics.cache_hits.add(1, "tool_result", result.tool_name)
         span = run.tools.pop(result.tool_call_id, None) if run.recording else None

@@ -225,8 +225,17 @@ class Tally:
             amount: The increment.
             *values: One value per name of ``definition.attributes``, in that order.
         """
+        self.add_to(amount, values)
+
+    def add_to(self, amount: float, key: tuple[AttributeValue, ...]) -> None:
+        """Like `add`, with the attribute values already in a tuple (which callers can build once).
+
+        Args:
+            amount: The increment.
+            key: One value per name of ``definition.attributes``, in that order.
+        """
         with self._lock:
-            self._values[values] = self._values.get(values, 0) + amount
+            self._values[key] = self._values.get(key, 0) + amount
 
     def value(self, *values: AttributeValue) -> float:
         """The current total of the series of attribute `values` (0 if never added to)."""
