@@ -6,7 +6,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-_M = TypeVar("_M", bound=BaseModel)
 _set_attribute = object.__setattr__
 
 
@@ -21,6 +20,11 @@ class FrozenModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
 
 
+_M = TypeVar("_M", bound=FrozenModel)
+_ALL_FIELDS: dict[type[FrozenModel], set[str]] = {}
+"""Per class, the ``model_fields_set`` of its trusted instances: every field, one set shared by all of them."""
+
+
 def trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
     """Build `cls` from a complete dict of already valid field values, without validation.
 
@@ -30,7 +34,12 @@ def trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
     """
     instance = cls.__new__(cls)
     _set_attribute(instance, "__dict__", fields)
-    _set_attribute(instance, "__pydantic_fields_set__", set(fields))
+    # Shared, not copied: a frozen model never adds to its fields set (pydantic's copies get their own), and
+    # a set of every field name per event is memory the run log would otherwise keep for each event.
+    all_fields = _ALL_FIELDS.get(cls)
+    if all_fields is None:
+        all_fields = _ALL_FIELDS[cls] = set(cls.model_fields)
+    _set_attribute(instance, "__pydantic_fields_set__", all_fields)
     _set_attribute(instance, "__pydantic_extra__", None)
     _set_attribute(instance, "__pydantic_private__", None)
     return instance

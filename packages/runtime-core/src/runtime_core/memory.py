@@ -103,18 +103,16 @@ class InMemoryRunStore:
             record = self._record(lease.run_id)
             if record.lease is None or record.lease.token != lease.token:
                 raise FencingError(run_id=lease.run_id, token=lease.token, current_token=record.token)
-            batch_ids: set[str] = set()
-            for draft in events:
-                if draft.id in self._event_ids or draft.id in batch_ids:
-                    raise DuplicateEventError(draft.id)
-                batch_ids.add(draft.id)
+            ids = [draft.id for draft in events]
+            if len(set(ids)) != len(ids) or not self._event_ids.isdisjoint(ids):
+                raise DuplicateEventError(_first_duplicate(ids, self._event_ids))
             replace = _check_chain(record, checkpoint) if checkpoint is not None else False
             # Validation is complete: from here on nothing can fail, so the boundary is all-or-nothing.
             seq = record.run.last_seq
             placed = [Event.placed(draft, run_id=lease.run_id, seq=seq + i) for i, draft in enumerate(events, 1)]
             record.events.extend(placed)
             record.run = record.run.apply(*placed)
-            self._event_ids |= batch_ids
+            self._event_ids.update(ids)
             if checkpoint is not None:
                 if replace:
                     record.checkpoints[-1] = checkpoint
@@ -151,6 +149,16 @@ class InMemoryRunStore:
             state=fold_checkpoints(folded),
             checkpoint_turn=folded[-1].turn if folded else None,
         )
+
+
+def _first_duplicate(ids: Sequence[str], recorded: set[str]) -> str:
+    """The first of `ids` already in `recorded` or earlier in `ids` (there is one)."""
+    seen: set[str] = set()
+    for event_id in ids:
+        if event_id in recorded or event_id in seen:
+            return event_id
+        seen.add(event_id)
+    raise AssertionError("no duplicate event id")
 
 
 def _check_chain(record: _RunRecord, checkpoint: Checkpoint) -> bool:
