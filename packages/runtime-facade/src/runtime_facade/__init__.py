@@ -27,6 +27,7 @@ from runtime_facade.config import (
     load_config,
 )
 from runtime_facade.exceptions import AgentFileError, EnvironmentOverrideError, ProjectConfigError
+from runtime_facade.otel import OtelProviders, configure_otel
 from runtime_facade.runtime import LAUNCH_KEY, AgentLike, Launch, Runtime, create_runtime
 
 __version__ = _version("runtime-facade")
@@ -58,6 +59,9 @@ __all__ = [
     "TelemetrySettings",
     "find_config",
     "load_config",
+    # telemetry set-up
+    "OtelProviders",
+    "configure_otel",
     # errors
     "AgentFileError",
     "EnvironmentOverrideError",

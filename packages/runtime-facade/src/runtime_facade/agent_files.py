@@ -31,7 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, PositiveFloat, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PositiveFloat,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from runtime_control import SECURITY_PRESETS, ConfigProblem, PolicyFile, load_policy, locate, read_document
 from runtime_control.config_files import Location, validation_problems
@@ -73,7 +82,7 @@ class ModelSettings(_Section):
         max_retries: Retries of a failed provider request (429, 5xx, timeouts).
     """
 
-    name: str = Field(pattern=r"^(openai|anthropic|scripted):.+$")
+    name: str
     base_url: str | None = None
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     scenario: str | None = None
@@ -84,6 +93,14 @@ class ModelSettings(_Section):
     def provider(self) -> str:
         """The provider part of `name`."""
         return self.name.partition(":")[0]
+
+    @field_validator("name")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        provider, colon, model = value.partition(":")
+        if not colon or not model or provider not in PROVIDERS:
+            raise ValueError(f"must be <provider>:<model> with a provider among {', '.join(PROVIDERS)}, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _fits_provider(self) -> ModelSettings:
@@ -116,7 +133,7 @@ class AgentFile(_Section):
         name: The agent's name.
         instructions: The system prompt.
         instructions_file: A file holding the system prompt instead (relative to the agent file).
-        model: ``"<provider>:<model>"`` or a ``[model]`` table.
+        model: A ``[model]`` table, or just ``"<provider>:<model>"``.
         tools: Tool name patterns the agent may use (``complete_task`` is always available).
         mode: ``batch`` (parallel, dependency-safe groups) or ``interactive`` (one tool per turn).
         role: The agent's role, seen by policy rules.
@@ -131,7 +148,7 @@ class AgentFile(_Section):
     name: str = Field(min_length=1, max_length=200)
     instructions: str = ""
     instructions_file: str | None = None
-    model: Annotated[str, Field(pattern=r"^(openai|anthropic|scripted):.+$")] | ModelSettings
+    model: ModelSettings
     tools: tuple[Annotated[str, Field(min_length=1)], ...] = ("*",)
     mode: ExecutionMode = ExecutionMode.BATCH
     role: str | None = None
@@ -142,28 +159,36 @@ class AgentFile(_Section):
     budget: Budget | None = None
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _one_instruction_source(self) -> AgentFile:
-        if self.instructions and self.instructions_file:
-            raise ValueError("give instructions or instructions_file, not both")
-        if isinstance(self.policy, str) and not (
-            self.policy in SECURITY_PRESETS or self.policy.lower().endswith(_POLICY_SUFFIXES)
-        ):
-            raise ValueError(
-                f"policy {self.policy!r} is neither a preset ({', '.join(SECURITY_PRESETS)}) nor a policy file "
-                "(.toml, .yaml, .yml)"
-            )
-        if self.recovery.enabled and self.recovery.grace_turns >= self.limits.max_turns:
-            raise ValueError(
-                f"recovery.grace_turns ({self.recovery.grace_turns}) must be below limits.max_turns "
-                f"({self.limits.max_turns})"
-            )
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _model_shorthand(cls, data: object) -> object:
+        # model = "openai:gpt-4.1" is short for [model] name = "openai:gpt-4.1".
+        if isinstance(data, dict) and isinstance(data.get("model"), str):
+            return {**data, "model": {"name": data["model"]}}
+        return data
 
-    @property
-    def model_settings(self) -> ModelSettings:
-        """The ``[model]`` table, also when the file gives the model as a string."""
-        return self.model if isinstance(self.model, ModelSettings) else ModelSettings(name=self.model)
+    @field_validator("policy")
+    @classmethod
+    def _preset_or_file(cls, value: str | PolicyFile | None) -> str | PolicyFile | None:
+        if isinstance(value, str) and not (value in SECURITY_PRESETS or value.lower().endswith(_POLICY_SUFFIXES)):
+            raise ValueError(
+                f"{value!r} is neither a preset ({', '.join(SECURITY_PRESETS)}) nor a policy file (.toml, .yaml, .yml)"
+            )
+        return value
+
+    def problems(self) -> list[tuple[Location, str]]:
+        """What is wrong across settings (each setting being valid on its own)."""
+        problems: list[tuple[Location, str]] = []
+        if self.instructions and self.instructions_file:
+            problems.append((("instructions_file",), "give instructions or instructions_file, not both"))
+        if self.recovery.enabled and self.recovery.grace_turns >= self.limits.max_turns:
+            problems.append(
+                (
+                    ("recovery", "grace_turns"),
+                    f"must be below limits.max_turns ({self.limits.max_turns}), got {self.recovery.grace_turns}",
+                )
+            )
+        return problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,14 +266,14 @@ def parse_agent(
         agent = AgentFile.model_validate(data)
     except ValidationError as error:
         raise locate(path, positions, _agent_problems(error), AgentFileError) from None
-    problems: list[tuple[Location, str]] = []
+    problems = agent.problems()
     instructions = agent.instructions
-    if agent.instructions_file is not None:
+    if agent.instructions_file is not None and not agent.instructions:
         try:
             instructions = (base / agent.instructions_file).read_text(encoding="utf-8")
         except OSError as error:
             problems.append((("instructions_file",), f"cannot read {agent.instructions_file!r}: {error.strerror}"))
-    model = agent.model_settings
+    model = agent.model
     if model.scenario is not None:
         scenario = (base / model.scenario).resolve()
         if not scenario.is_file():
@@ -277,11 +302,11 @@ def parse_agent(
 
 
 def _agent_problems(error: ValidationError) -> list[tuple[Location, str]]:
-    """Validation problems, without the noise of the ``str | table`` unions (``model``, ``policy``)."""
+    """Validation problems, without the noise of the ``policy`` union (a string or a table)."""
     problems: list[tuple[Location, str]] = []
     for location, message in validation_problems(error):
-        if len(location) >= 2 and location[0] in ("model", "policy"):
-            # pydantic names the union member tried ("model.str", "policy.PolicyFile"): keep the table's
+        if len(location) >= 2 and location[0] == "policy":
+            # pydantic names the union member tried ("policy.str", "policy.PolicyFile"): keep the table's
             # problems under the key itself, and drop the string member's complaint about a table.
             member = location[1]
             if member in ("str", "constrained-str"):

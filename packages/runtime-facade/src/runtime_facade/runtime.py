@@ -25,6 +25,8 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from runtime_control import (
@@ -71,6 +73,7 @@ from runtime_persistence import (
     default_sqlite_url,
     upgrade,
 )
+from runtime_telemetry import TelemetryBridge
 
 __all__ = ["LAUNCH_KEY", "AgentLike", "Launch", "Runtime", "create_runtime"]
 
@@ -253,12 +256,8 @@ class Runtime:
             return live
         run = await self.store.get_run(run_id)
         launch = self._recorded_launch(run)
-        start = 0
-        if launch.model.provider == "scripted" and launch.model.provider not in self._providers:
-            # A scripted model goes on with the scenario's next step: one step per recorded reply.
-            start = sum(1 for event in await self.store.read_events(run_id) if event.type is EventType.MODEL_RESPONDED)
-        handle = await self._loop(launch, scripted_start=start).resume(run_id, workspace=launch.workspace, steal=steal)
-        return self._track(handle)
+        loop = self._loop(launch, scripted_start=await self._replies(launch, run_id))
+        return self._track(await loop.resume(run_id, workspace=launch.workspace, steal=steal))
 
     async def replay(self, run_id: str, *, agent: AgentLike | None = None) -> ReplayReport:
         """Re-drive a finished run offline and report the first decision that differs from its log.
@@ -285,8 +284,8 @@ class Runtime:
         run = await self.store.get_run(run_id)
         launch = self._recorded_launch(run) if agent is None else self._launch(self._definition(agent))
         spec = None if agent is None else self._definition(agent).spec
-        handle = await self._loop(launch).fork(run_id, at_turn=at_turn, agent=spec, workspace=launch.workspace)
-        return self._track(handle)
+        loop = self._loop(launch, scripted_start=await self._replies(launch, run_id, up_to_turn=at_turn))
+        return self._track(await loop.fork(run_id, at_turn=at_turn, agent=spec, workspace=launch.workspace))
 
     async def cancel(self, run_id: str, reason: str | None = None) -> Run:
         """Cancel a run, wherever it is driven, and deny its pending approvals.
@@ -457,6 +456,16 @@ class Runtime:
     async def _fork_to_end(self, run_id: str, at_turn: int, agent: AgentLike | None) -> RunResult:
         return await (await self.fork(run_id, at_turn=at_turn, agent=agent)).result()
 
+    async def _replies(self, launch: Launch, run_id: str, *, up_to_turn: int | None = None) -> int:
+        """How many scenario steps a scripted run has played (its recorded replies): where it goes on."""
+        if launch.model.provider != "scripted" or "scripted" in self._providers:
+            return 0
+        return sum(
+            1
+            for event in await self.store.read_events(run_id)
+            if event.type is EventType.MODEL_RESPONDED and (up_to_turn is None or event.turn <= up_to_turn)
+        )
+
     def _track(self, handle: RunHandle) -> RunHandle:
         self._handles = {run_id: live for run_id, live in self._handles.items() if not live.done}
         self._handles[handle.run_id] = handle
@@ -560,6 +569,9 @@ def create_runtime(
     approval_wait: bool = False,
     approval_timeout_s: float | None = None,
     sinks: Sequence[EventSink] = (),
+    telemetry: TelemetryBridge | bool = True,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
     clock: Clock | None = None,
     ids: IdGenerator | None = None,
     worker: str | None = None,
@@ -591,7 +603,12 @@ def create_runtime(
             stops it in ``waiting_approval`` at once, to be answered and resumed later (a CLI).
         approval_timeout_s: With `approval_wait`, seconds before an unanswered request is denied
             (default: the configuration's, else 300).
-        sinks: More event sinks (telemetry) besides the runtime's event bus.
+        sinks: More event sinks besides the runtime's event bus and telemetry.
+        telemetry: Turn the run log into OpenTelemetry spans and metrics: ``True`` builds a
+            `TelemetryBridge` on `tracer_provider` and `meter_provider` (the global ones by default: no-ops
+            until an application configures the SDK, as ``--otel`` does), or pass your own bridge.
+        tracer_provider: Where spans go (see `telemetry`).
+        meter_provider: Where metrics go (see `telemetry`).
         clock: Time source (a `ManualClock` makes runs deterministic).
         ids: Id source (`SequentialIds` makes ids deterministic).
         worker: This process's name as the owner of run leases (default ``<host>:<pid>``).
@@ -620,10 +637,14 @@ def create_runtime(
     else:
         engine = create_engine(url, synchronous=config.database.synchronous if config is not None else "FULL")
         closing.append(engine)
-        if auto_upgrade:
-            upgrade(engine)
-        else:
-            check(engine)
+        try:
+            if auto_upgrade:
+                upgrade(engine)
+            else:
+                check(engine)
+        except BaseException:
+            engine.dispose()  # the caller never gets a runtime to close
+            raise
         store, approvals, spool = SqlRunStore(engine, clock=clock), SqlApprovalStore(engine), SqlSpoolStore(engine)
     policy_source: PolicySource | None
     if isinstance(policy, PolicyFile):
@@ -640,12 +661,14 @@ def create_runtime(
         approval_timeout_s = config.runtime.approval_timeout_s if config is not None else 300.0
     registry = LocalToolRegistry([*(builtin_tools() if include_builtin_tools else ()), *tools])
     provider_map = dict(providers) if isinstance(providers, Mapping) else {p.name: p for p in providers}
+    if telemetry is True:
+        telemetry = TelemetryBridge(tracer_provider, meter_provider)
     return Runtime(
         store=store,
         approvals=approvals,
         spool=spool,
         bus=EventBus(clock=clock),
-        sinks=sinks,
+        sinks=(*sinks, telemetry) if isinstance(telemetry, TelemetryBridge) else sinks,
         tools=registry,
         providers=provider_map,
         policy=policy_source,
