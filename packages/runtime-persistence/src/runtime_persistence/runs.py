@@ -118,6 +118,8 @@ _UPDATE_RUN_CHECKPOINT = (
 )
 _GET_RUN = select(_runs.c.data).where(_runs.c.id == bindparam("run_id"))
 _RUN_EXISTS = select(_runs.c.id).where(_runs.c.id == bindparam("run_id"))
+_MAX_PROJECTIONS = 1024
+"""Runs whose parsed projection a store keeps (runs being written; the cache starts over when full)."""
 _EXISTING_EVENT_IDS = select(_events.c.id).where(_events.c.id.in_(bindparam("ids", expanding=True)))
 
 
@@ -173,6 +175,10 @@ class SqlRunStore:
         self._db = Database(engine, check_schema=check_schema)
         self._clock = clock or SystemClock()
         self._sql = _AppendStatements(self._db)
+        self._projections: dict[str, tuple[str, Run]] = {}
+        """Per run, the run row's ``data`` as this store last wrote it, parsed: an append whose locked row
+        still holds exactly that text skips parsing it again (any other text, e.g. after a rolled-back
+        append or another writer's, is parsed)."""
 
     @property
     def engine(self) -> Engine:
@@ -277,7 +283,7 @@ class SqlRunStore:
                 checkpoint_turn, checkpoint_parent = checkpoint.turn, checkpoint.parent_turn
             chain = {"b_id": run_id, "checkpoint_turn": checkpoint_turn, "checkpoint_parent_turn": checkpoint_parent}
             placed = [Event.placed(draft, run_id=run_id, seq=last_seq + i) for i, draft in enumerate(events, 1)]
-            update_run = _project(sql, run_data, placed, chain) if placed else None
+            update_run = self._project(run_data, placed, chain) if placed else None
             # Every check passed: only the database itself can still refuse the writes (a recorded event id),
             # and that rolls the whole boundary back. On PostgreSQL they go out with the commit, in one round trip.
             if checkpoint is not None:
@@ -371,6 +377,22 @@ class SqlRunStore:
             checkpoint_turn=checkpoints[-1].turn if checkpoints else None,
         )
 
+    def _project(self, run_data: str, placed: list[Event], chain: dict[str, Any]) -> tuple[Prepared, dict[str, Any]]:
+        """The update of the run row after `placed`: its projection (`Run.apply`), ``last_seq`` and `chain`."""
+        run_id = placed[0].run_id
+        known = self._projections.get(run_id)
+        before = known[1] if known is not None and known[0] == run_data else Run.model_validate_json(run_data)
+        run = before.apply(*placed)
+        data = run.model_dump_json()
+        if len(self._projections) >= _MAX_PROJECTIONS:
+            self._projections.clear()
+        self._projections[run_id] = (data, run)
+        values = {**chain, "updated_at": run.updated_at, "turns": run.turns, "last_seq": run.last_seq, "data": data}
+        if (run.status, run.reason) == (before.status, before.reason):
+            return self._sql.update_run, values
+        # Only now are status and reason written: the index on status changes only when the status does.
+        return self._sql.update_run_status, {**values, "status": run.status.value, "reason": run.reason}
+
     async def _duplicate_error(
         self, operation: str, events: Sequence[EventDraft], cause: IntegrityError
     ) -> DuplicateEventError | DatabaseError:
@@ -385,25 +407,6 @@ class SqlRunStore:
         return DatabaseError(
             f"{operation} was refused by a database constraint: {cause.orig}", operation=operation, retryable=False
         )
-
-
-def _project(
-    sql: _AppendStatements, run_data: str, placed: list[Event], chain: dict[str, Any]
-) -> tuple[Prepared, dict[str, Any]]:
-    """The update of the run row after `placed`: its projection (`Run.apply`), ``last_seq`` and `chain`."""
-    before = Run.model_validate_json(run_data)
-    run = before.apply(*placed)
-    values = {
-        **chain,
-        "updated_at": run.updated_at,
-        "turns": run.turns,
-        "last_seq": run.last_seq,
-        "data": run.model_dump_json(),
-    }
-    if (run.status, run.reason) == (before.status, before.reason):
-        return sql.update_run, values
-    # Only now are status and reason written: the index on status changes only when the status does.
-    return sql.update_run_status, {**values, "status": run.status.value, "reason": run.reason}
 
 
 def _check_batch(events: Sequence[EventDraft]) -> None:
