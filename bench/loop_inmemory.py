@@ -201,19 +201,21 @@ def prepare_ours_telemetry_noop(turns: int) -> Prepared:
     from runtime_telemetry import TelemetryBridge
 
     # Nothing in this process configures an SDK: the global providers are the API's no-op proxies.
-    if type(trace.get_tracer_provider()).__name__ != "ProxyTracerProvider" or "Proxy" not in type(
-        metrics.get_meter_provider()
-    ).__name__:
+    if (
+        type(trace.get_tracer_provider()).__name__ != "ProxyTracerProvider"
+        or "Proxy" not in type(metrics.get_meter_provider()).__name__
+    ):
         raise RuntimeError("a global OpenTelemetry provider is configured: the no-op measurement would be wrong")
     return prepare_ours(turns, TelemetryBridge())
 
 
 def prepare_ours_telemetry_sdk(turns: int) -> Prepared:
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    # The benchmark configures a local SDK as the tests do; the ban on the SDK is for library code.
+    from opentelemetry.sdk.metrics import MeterProvider  # noqa: TID251
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: TID251
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: TID251
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: TID251
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: TID251
 
     from runtime_telemetry import TelemetryBridge
 

@@ -18,7 +18,7 @@ from runtime_telemetry.logs import (
     current_log_context,
     log_context,
 )
-from runtime_telemetry.metrics import METRIC_CATALOGUE, InstrumentKind, MetricDefinition, RuntimeMetrics
+from runtime_telemetry.metrics import METRIC_CATALOGUE, InstrumentKind, MetricDefinition, RuntimeMetrics, Tally
 
 __version__ = _version("runtime-telemetry")
 
@@ -33,6 +33,7 @@ __all__ = [
     "InstrumentKind",
     "MetricDefinition",
     "RuntimeMetrics",
+    "Tally",
     # structured logging
     "LOG_CONTEXT_FIELDS",
     "PLANE_LOGGERS",
