@@ -562,12 +562,13 @@ class AgentLoop:
             snapshot_every=self._config.snapshot_every,
         )
         result = await scratch.run(agent, created.task, metadata=created.metadata)
-        divergence = first_divergence(decisions(events), decisions(await scratch.store.read_events(result.run_id)))
+        expected = decisions(events)
+        divergence = first_divergence(expected, decisions(await scratch.store.read_events(result.run_id)))
         return ReplayReport(
             run_id=run_id,
             replay_run_id=result.run_id,
             identical=divergence is None,
-            decisions=len(decisions(events)),
+            decisions=len(expected),
             divergence=divergence,
         )
 
