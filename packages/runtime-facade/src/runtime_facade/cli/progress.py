@@ -73,8 +73,8 @@ def describe(event: Event) -> str | None:
         return f"  approval {payload.approval_id} requested for {payload.call.name}"
     if isinstance(payload, ApprovalResolvedPayload):
         by = f" by {payload.resolved_by}" if payload.resolved_by else ""
-        verdict = "expired (denied)" if payload.expired else _ANSWERS[payload.decision]
-        return f"  approval {payload.approval_id} {verdict}{by}"
+        answer = "expired (denied)" if payload.expired else _ANSWERS[payload.decision]
+        return f"  approval {payload.approval_id} {answer}{by}"
     if isinstance(payload, ToolFinishedPayload):
         return f"  done {payload.result.tool_name}"
     if isinstance(payload, ToolFailedPayload):
