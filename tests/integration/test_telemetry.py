@@ -119,7 +119,8 @@ def test_a_scripted_run_produces_the_span_tree_and_metrics_of_its_run_log() -> N
     assert failed_span.attributes is not None
     assert failed_span.attributes[attr.ERROR_TYPE] == failure.payload.error.code.value  # type: ignore[union-attr]
     write_span = next(s for s in tools.values() if s.name == "execute_tool demo:write")
-    assert write_span.attributes is not None and write_span.attributes[attr.AGENT_RUNTIME_TOOL_EFFECT] == "unsafe"
+    assert write_span.attributes is not None
+    assert write_span.attributes[attr.AGENT_RUNTIME_TOOL_EFFECT] == "unsafe"
 
     # Metrics against the log.
     data = reader.get_metrics_data()
