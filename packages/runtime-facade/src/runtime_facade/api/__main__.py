@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-file", help="file holding the bearer token")
     parser.add_argument("--config", help="agent-runtime.toml to read (default: the nearest one)")
     options = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("runtime_facade", "uvicorn"):
+        logging.getLogger(name).setLevel(logging.INFO)
     try:
         serve(
             load_config(options.config),
