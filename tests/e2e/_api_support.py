@@ -46,7 +46,7 @@ def write_agent(directory: Path, name: str, steps: list[str], *, ask: tuple[str,
 
 def step(*calls: tuple[str, dict[str, Any]], delay_s: float = 0.0) -> str:
     """One scenario step calling `calls` (name, arguments)."""
-    text = f"[[steps]]\ntext = \"step\"\ndelay_s = {delay_s}\nusage = {{ input_tokens = 100, output_tokens = 10 }}\n"
+    text = f'[[steps]]\ntext = "step"\ndelay_s = {delay_s}\nusage = {{ input_tokens = 100, output_tokens = 10 }}\n'
     for name, arguments in calls:
         text += f"[[steps.tool_calls]]\nname = {json.dumps(name)}\narguments = {_inline(arguments)}\n"
     return text

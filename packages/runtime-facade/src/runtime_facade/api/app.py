@@ -45,6 +45,21 @@ __all__ = ["create_app"]
 _MAX_SEQ = 2**62
 _SSE = "text/event-stream"
 _COMMON = (401, 422, 500, 503)
+# One message of the event stream (OpenAPI 3.1 describes each message of a text/event-stream with `schema`).
+_SSE_MESSAGE = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {"type": "string", "description": "The event's seq (absent on an `error` message)."},
+        "event": {"type": "string", "description": "The event's type, or `error` when the stream failed."},
+        "data": {
+            "type": "string",
+            "description": "The event as JSON (an `ErrorBody` on an `error` message).",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/Event"},
+        },
+    },
+}
 # NUL cannot be stored in (or looked up from) a PostgreSQL text column: refused before the store sees it.
 _NO_NUL = r"^[^\x00]+$"
 _Id = Annotated[str, PathParameter(max_length=200, pattern=_NO_NUL)]
@@ -217,7 +232,7 @@ def _runs(runtime: Runtime, agents: _Agents) -> APIRouter:
             200: {
                 "description": "The run's events: a Server-Sent Events stream that ends with the run, or "
                 "(with `Accept: application/json`) the events recorded so far.",
-                "content": {_SSE: {"schema": {"type": "string"}}, "application/json": {"schema": {}}},
+                "content": {_SSE: {"schema": _SSE_MESSAGE}, "application/json": {"schema": {}}},
                 "model": EventList,
             },
             204: {"description": "The run has ended and no event follows the one named (EventSource stops)."},

@@ -142,8 +142,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, HTTPException)  # registered for HTTPException only
-        kind = _STATUS_TYPES.get(error.status_code, ErrorType.INVALID_REQUEST)
-        return _response(error.status_code, kind, str(error.detail), headers=error.headers)
+        # FastAPI answers an undecodable body with a bare 400: every invalid request is a 422 here.
+        status = 422 if error.status_code == 400 else error.status_code
+        kind = _STATUS_TYPES.get(status, ErrorType.INVALID_REQUEST)
+        return _response(status, kind, str(error.detail), headers=error.headers)
 
     async def runtime_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, AgentRuntimeError)  # registered for AgentRuntimeError only
