@@ -22,9 +22,8 @@ def _watched(scenario: object) -> None:
 
 def test_a_section_past_its_deadline_raises_timeout_error() -> None:
     async def scenario() -> None:
-        with pytest.raises(TimeoutError):
-            async with timeout(0.02):
-                await asyncio.sleep(5)
+        with pytest.raises(TimeoutError), timeout(0.02):
+            await asyncio.sleep(5)
         assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
         await asyncio.sleep(0)  # no cancellation left pending
 
@@ -33,20 +32,19 @@ def test_a_section_past_its_deadline_raises_timeout_error() -> None:
 
 def test_a_short_section_after_a_long_one_still_times_out() -> None:
     async def scenario() -> None:
-        async with timeout(60):
+        with timeout(60):
             await asyncio.sleep(0)
-        with pytest.raises(TimeoutError):
-            async with timeout(0.02):
-                await asyncio.sleep(5)
+        with pytest.raises(TimeoutError), timeout(0.02):
+            await asyncio.sleep(5)
 
     _watched(scenario)
 
 
 def test_the_timer_of_an_earlier_short_section_does_not_cut_a_later_long_one() -> None:
     async def scenario() -> None:
-        async with timeout(0.01):
+        with timeout(0.01):
             await asyncio.sleep(0)
-        async with timeout(60):
+        with timeout(60):
             await asyncio.sleep(0.05)  # the 0.01 s timer fires meanwhile and re-arms for 60 s
 
     _watched(scenario)
@@ -57,9 +55,9 @@ def test_an_inner_section_lets_the_timeout_of_its_outer_section_through() -> Non
 
     async def nested() -> None:
         nonlocal inner_timed_out
-        async with timeout(0.02):
+        with timeout(0.02):
             try:
-                async with timeout(60):
+                with timeout(60):
                     await asyncio.sleep(5)
             except TimeoutError:
                 inner_timed_out = True
@@ -77,23 +75,23 @@ def test_another_cancellation_is_not_a_timeout() -> None:
         task = asyncio.current_task()
         assert task is not None
         asyncio.get_running_loop().call_later(0.01, task.cancel)
-        with pytest.raises(asyncio.CancelledError):
-            async with timeout(60):
-                await asyncio.sleep(5)
+        with pytest.raises(asyncio.CancelledError), timeout(60):
+            await asyncio.sleep(5)
         task.uncancel()
 
     _watched(scenario)
 
 
-def test_another_task_gets_asyncio_timeout() -> None:
+def test_a_task_without_a_watchdog_gets_a_timer_for_the_section_alone() -> None:
     async def other() -> None:
-        section = timeout(0.02)
-        assert isinstance(section, asyncio.Timeout)
-        with pytest.raises(TimeoutError):
-            async with section:
-                await asyncio.sleep(5)
+        with pytest.raises(TimeoutError), timeout(0.02):
+            await asyncio.sleep(5)
+        with timeout(60):
+            await asyncio.sleep(0)
+        scheduled = asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
+        assert not [handle for handle in scheduled if not handle.cancelled()]
 
     async def scenario() -> None:
-        await asyncio.create_task(other())
+        await asyncio.create_task(other())  # the driver's watchdog is not the task's
 
     _watched(scenario)

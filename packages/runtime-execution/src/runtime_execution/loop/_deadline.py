@@ -72,15 +72,16 @@ class Watchdog:
 
 
 class _Section:
-    """One timed section of a watchdog's task."""
+    """One timed section of a watchdog's task (a plain context manager: nothing in it needs to await)."""
 
-    __slots__ = ("_cancelling", "_deadline", "_outer", "_watchdog")
+    __slots__ = ("_cancelling", "_deadline", "_outer", "_own", "_watchdog")
 
-    def __init__(self, watchdog: Watchdog, seconds: float) -> None:
+    def __init__(self, watchdog: Watchdog, seconds: float, *, own: bool) -> None:
         self._watchdog = watchdog
         self._deadline = watchdog._loop.time() + seconds
+        self._own = own
 
-    async def __aenter__(self) -> None:
+    def __enter__(self) -> None:
         watchdog = self._watchdog
         self._cancelling = watchdog._task.cancelling()
         outer = self._outer = watchdog._deadline
@@ -89,11 +90,13 @@ class _Section:
         if watchdog._handle is None or watchdog._when > deadline:
             watchdog._arm(deadline)
 
-    async def __aexit__(
+    def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         watchdog = self._watchdog
         watchdog._deadline = self._outer
+        if self._own:
+            watchdog.close()
         if watchdog._expired and self._deadline <= watchdog._when:
             # This section timed out (not an outer one). As with `asyncio.timeout`, the cancellation is
             # a timeout only if nobody else cancelled the task meanwhile.
@@ -102,13 +105,16 @@ class _Section:
                 raise TimeoutError from error
 
 
-def timeout(seconds: float) -> _Section | asyncio.Timeout:
+def timeout(seconds: float) -> _Section:
     """A section of at most `seconds`, like `asyncio.timeout`; cheap in a task that `Watchdog.watch` bound.
 
-    Use it as ``async with timeout(seconds):``. A task without a watchdog of its own (a tool call run
-    in a task of its own) gets `asyncio.timeout`.
+    Use it as ``with timeout(seconds):`` around awaits. A task without a watchdog of its own (a tool
+    call run in a task of its own) gets a watchdog for the section alone: a timer set on entry and
+    dropped on exit, as `asyncio.timeout` does.
     """
+    task = asyncio.current_task()
+    assert task is not None, "a timeout times a task"
     watchdog = _current.get()
-    if watchdog is None or watchdog._task is not asyncio.current_task():
-        return asyncio.timeout(seconds)
-    return _Section(watchdog, seconds)
+    if watchdog is None or watchdog._task is not task:
+        return _Section(Watchdog(task), seconds, own=True)
+    return _Section(watchdog, seconds, own=False)

@@ -116,6 +116,10 @@ _STICKY_ALLOW: dict[str, object] = {
 
 _WITHIN_BUDGET = BudgetVerdict()
 
+# Immutable values every turn starts with: built once, not per turn.
+_NO_USAGE = Usage()
+_TURN_STARTED = {recovery: TurnStartedPayload(recovery=recovery) for recovery in (False, True)}
+
 _UNKNOWN_OUTCOME = PolicyDecision(
     allowed=True,
     requires_confirmation=True,
@@ -304,7 +308,9 @@ class Driver:
                 if resumed is not None:
                     return resumed
             while True:
-                await self._between_turns()
+                self._check_cancel()
+                if self._control.paused:
+                    await self._pause()
                 result = await self._run_turn()
                 if result is not None:
                     return result
@@ -339,15 +345,14 @@ class Driver:
         if self._control.cancelled:
             raise _Cancelled
 
-    async def _between_turns(self) -> None:
+    async def _pause(self) -> None:
+        """Record the pause, wait until the run may go on (or is cancelled) and record the resume."""
+        self._set_status(AgentStatus.IDLE)
+        self._recorder.add(RunPausedPayload(reason=self._control.take_pause_reason()), turn=self._turn_number)
+        await self._recorder.commit()
+        await self._control.wait_runnable()
         self._check_cancel()
-        if self._control.paused:
-            self._set_status(AgentStatus.IDLE)
-            self._recorder.add(RunPausedPayload(reason=self._control.take_pause_reason()), turn=self._turn_number)
-            await self._recorder.commit()
-            await self._control.wait_runnable()
-            self._check_cancel()
-            self._recorder.add(RunResumedPayload(reason=self._control.take_resume_reason()), turn=self._turn_number)
+        self._recorder.add(RunResumedPayload(reason=self._control.take_resume_reason()), turn=self._turn_number)
 
     # -- resume --------------------------------------------------------------------------------------
 
@@ -461,8 +466,9 @@ class Driver:
         recovery = trigger is not None
         self._turn_number = number
         self._control.turn_started()
-        turn = self._turn = _Turn(number, self._checkpoint_turn, self._config.clock.monotonic(), recovery, [], Usage())
-        self._recorder.add(TurnStartedPayload(recovery=recovery), turn=number)
+        started = self._config.clock.monotonic()
+        turn = self._turn = _Turn(number, self._checkpoint_turn, started, recovery, [], _NO_USAGE)
+        self._recorder.add(_TURN_STARTED[recovery], turn=number)
         deadline: float | None = None
         if trigger is not None:
             self._recovered = True
@@ -545,9 +551,8 @@ class Driver:
         if deadline is not None:
             seconds = min(seconds, max(0.0, deadline - self._config.clock.monotonic()))
         try:
-            with self._control.interruptible():
-                async with timeout(seconds):
-                    return await (self._stream(request) if self._stream_model else self._provider.complete(request))
+            with self._control.interruptible(), timeout(seconds):
+                return await (self._stream(request) if self._stream_model else self._provider.complete(request))
         except TimeoutError:
             return None
         except asyncio.CancelledError:

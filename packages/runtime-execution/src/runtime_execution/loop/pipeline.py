@@ -225,7 +225,7 @@ class ToolPipeline:
         started = time.perf_counter()
         failure: tuple[ToolErrorCode, str, Mapping[str, JsonValue]] | None = None
         try:
-            async with timeout(timeout_s):
+            with timeout(timeout_s):
                 if reconcile:
                     assert isinstance(tool, ReconcilableTool)
                     data = await tool.reconcile(call, context)
