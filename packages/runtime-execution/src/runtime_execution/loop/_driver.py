@@ -820,7 +820,7 @@ class Driver:
                 self._record_outcome(item.failure)
                 continue
             context = self._tool_context(item.call)
-            gated = await pipeline.gate(item, context)
+            gated = await pipeline.gate(item, context) if pipeline.gates else None
             if gated is not None:
                 self._record_outcome(gated)
                 continue

@@ -189,6 +189,11 @@ class ToolPipeline:
 
     # -- stages 5-6 ----------------------------------------------------------------------------------
 
+    @property
+    def gates(self) -> bool:
+        """Whether `gate` can hold a call back (a rate limiter or a cache is set); if not, skip it."""
+        return self.rate_limiter is not None or self.cache is not None
+
     async def gate(self, screened: Screened, context: ToolContext) -> ToolResult | None:
         """Apply the rate limit and the cache: return a result when the call must not (or need not) run."""
         call, spec = screened.call, screened.spec
@@ -244,7 +249,11 @@ class ToolPipeline:
         duration_ms = (time.perf_counter() - started) * 1000.0
         if failure is None:
             try:
-                result = await self._success(call, data, duration_ms)
+                content = _content(data)
+                if self.spool is not None and self.spool_policy.needs_spool(content):
+                    result = await self._spooled(call, content, duration_ms)
+                else:
+                    result = _plain_result(call, data, content, duration_ms)
             except Exception as error:  # an unserialisable value, a failing spool store
                 message = f"{spec.name} returned a result that could not be recorded: {type(error).__name__}: {error}"
                 result = failed_result(call, ToolErrorCode.EXECUTION_FAILED, message, duration_ms=duration_ms)
@@ -264,18 +273,18 @@ class ToolPipeline:
         except Exception:  # the result stands; a broken cache only costs (and logs) a miss
             _log.exception("tool result cache %r failed for %s", self.cache, call.name)
 
-    async def _success(self, call: ToolCall, data: JsonValue, duration_ms: float) -> ToolResult:
-        content = _content(data)
-        if self.spool is not None and self.spool_policy.needs_spool(content):
-            view, ref = await spool_output(content, self.spool, self.spool_policy)
-            return ToolResult(
-                tool_call_id=call.id, tool_name=call.name, content=view, spool=ref, duration_ms=duration_ms
-            )
-        # A text result is its content: keeping it in `data` too would store (and replay) it twice.
-        structured = None if isinstance(data, str) else data
-        return ToolResult(
-            tool_call_id=call.id, tool_name=call.name, content=content, data=structured, duration_ms=duration_ms
-        )
+    async def _spooled(self, call: ToolCall, content: str, duration_ms: float) -> ToolResult:
+        assert self.spool is not None
+        view, ref = await spool_output(content, self.spool, self.spool_policy)
+        return ToolResult(tool_call_id=call.id, tool_name=call.name, content=view, spool=ref, duration_ms=duration_ms)
+
+
+def _plain_result(call: ToolCall, data: JsonValue, content: str, duration_ms: float) -> ToolResult:
+    # A text result is its content: keeping it in `data` too would store (and replay) it twice.
+    structured = None if isinstance(data, str) else data
+    return ToolResult(
+        tool_call_id=call.id, tool_name=call.name, content=content, data=structured, duration_ms=duration_ms
+    )
 
 
 def _unknown(name: str, tools: ToolRegistry) -> tuple[ToolErrorCode, str]:
