@@ -306,7 +306,7 @@ def test_without_a_token_the_server_refuses_other_than_loopback(tmp_path: Path) 
         timeout=60,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
-    assert refused.returncode == 2
+    assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "refusing to serve on 0.0.0.0 without a bearer token" in refused.stderr
     assert "Traceback" not in refused.stderr
 
