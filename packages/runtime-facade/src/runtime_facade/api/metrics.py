@@ -14,9 +14,9 @@ __all__ = ["PrometheusExport"]
 class PrometheusExport:
     """A meter provider read by Prometheus, and the `TelemetryBridge` that feeds it from the run log.
 
-    Give `bridge` to `create_runtime(sinks=[...])` and the export to `create_app(metrics=...)`. The
-    registry is the export's own, not ``prometheus_client``'s global one, so that several servers (tests)
-    live in one process.
+    Give `bridge` to `create_runtime(telemetry=...)` (instead of the default bridge) and the export to
+    `create_app(metrics=...)`. The registry is the export's own, not ``prometheus_client``'s global one,
+    so that several servers (tests) live in one process.
 
     Attributes:
         registry: The Prometheus registry the reader exports to.

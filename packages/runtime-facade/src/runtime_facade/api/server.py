@@ -117,7 +117,7 @@ def serve(
 
 async def _serve(config: ProjectConfig, database: str | None, host: str, port: int, token: str | None) -> None:
     export = PrometheusExport()
-    runtime = create_runtime(database, config=config, approval_wait=True, lease_ttl=LEASE_TTL, sinks=[export.bridge])
+    runtime = create_runtime(database, config=config, approval_wait=True, lease_ttl=LEASE_TTL, telemetry=export.bridge)
     try:
         app = create_app(runtime, token=token, agents_dir=config.root, metrics=export)
         sock = _listen(host, port)
