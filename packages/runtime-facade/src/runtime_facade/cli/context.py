@@ -29,6 +29,7 @@ __all__ = [
     "fail",
     "one_line_errors",
     "run_async",
+    "schema_problem",
     "state",
 ]
 
@@ -122,6 +123,13 @@ def fail(message: str, code: int = EXIT_USAGE) -> click.exceptions.Exit:
     return click.exceptions.Exit(code)
 
 
+def schema_problem(error: SchemaOutdatedError) -> str:
+    """What is wrong with the schema, and the command that fixes it (not the library call)."""
+    if error.ahead:
+        return error.message
+    return f"{error.message.partition(': apply the migrations')[0]}: run `agent-runtime db upgrade`"
+
+
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """Turn bad input into one line on stderr and exit status 2 (one line per problem of an invalid file).
@@ -131,8 +139,7 @@ def one_line_errors() -> Iterator[None]:
     try:
         yield
     except SchemaOutdatedError as error:
-        hint = "" if error.ahead else "; run `agent-runtime db upgrade`"
-        raise fail(f"{error.message.partition(': apply the migrations')[0]}{hint}") from None
+        raise fail(schema_problem(error)) from None
     except (UserError, DatabaseError, LeaseHeldError) as error:
         for line in str(error).splitlines() or [type(error).__name__]:
             click.echo(f"error: {line}", err=True)

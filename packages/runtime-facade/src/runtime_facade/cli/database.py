@@ -10,7 +10,7 @@ import re
 
 import click
 
-from runtime_facade.cli.context import EXIT_FAILED, database_option, fail, state
+from runtime_facade.cli.context import EXIT_FAILED, database_option, fail, schema_problem, state
 from runtime_persistence import SchemaOutdatedError, check, create_engine, current, head_revision, upgrade
 
 __all__ = ["db", "display_url"]
@@ -61,7 +61,7 @@ def check_command() -> None:
     try:
         check(engine)
     except SchemaOutdatedError as error:
-        raise fail(error.message, EXIT_FAILED) from None
+        raise fail(schema_problem(error), EXIT_FAILED) from None
     finally:
         engine.dispose()
     click.echo(f"database {display_url(url)} is up to date (schema revision {head_revision()})")
