@@ -219,12 +219,15 @@ def test_bad_input_is_one_line_and_exit_2(project: Path) -> None:
     fresh = f"sqlite:///{project / 'fresh.db'}"
     outdated = one_error_line(cli(project, "resume", "run_x", "--db", fresh, code=2))
     assert "has no Agent Runtime schema yet" in outdated
+
+    exposed = one_error_line(cli(project, "serve", "--host", "0.0.0.0", "--port", "0", code=2))
+    assert "without a bearer token" in exposed
     assert "agent-runtime db upgrade" in outdated
 
 
 def test_db_commands(project: Path) -> None:
     fresh = f"sqlite:///{project / 'fresh.db'}"
-    assert cli(project, "db", "current", "--db", fresh).stdout.strip() == "none"
+    assert cli(project, "--log-level", "debug", "--log-json", "db", "current", "--db", fresh).stdout.strip() == "none"
     assert "agent-runtime db upgrade" in one_error_line(cli(project, "db", "check", "--db", fresh, code=1))
     assert "is at schema revision" in cli(project, "db", "upgrade", "--db", fresh).stdout
     assert "up to date" in cli(project, "db", "check", "--db", fresh).stdout
