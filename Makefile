@@ -64,6 +64,10 @@ test: $(INSTALL_STAMP) ## Run the import contracts, the whole test suite, then c
 	$(UV) run --frozen pytest
 	$(UV) run --frozen python scripts/check_planes.py
 
+.PHONY: demo
+demo: $(INSTALL_STAMP) ## Run the offline demo: a scripted agent fixes a bug, the policy asks, the demo approves, the run replays identically
+	$(UV) run --frozen agent-runtime demo
+
 .PHONY: check-planes
 check-planes: $(INSTALL_STAMP) ## Install each built wheel alone in a fresh venv, import all of it, run its plane's tests
 	$(UV) run --frozen python scripts/check_planes.py

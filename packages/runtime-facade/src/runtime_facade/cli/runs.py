@@ -92,8 +92,8 @@ def _read_task(task: str) -> str:
 @click.option(
     "--workspace",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Root of the file and shell tools (default: the agent file's workspace, else [runtime] workspace, "
-    "else the current directory).",
+    help="Root of the file and shell tools, instead of the agent file's workspace (default: the file's, "
+    "else [runtime] workspace, else the current directory).",
 )
 @database_option
 @json_option
