@@ -20,6 +20,7 @@ __all__ = [
     "result_json",
     "run_json",
     "run_line",
+    "status_text",
 ]
 
 _TASK_WIDTH = 48
@@ -55,13 +56,17 @@ def approval_json(approval: Approval) -> dict[str, Any]:
     return {**approval.model_dump(mode="json"), "tool": approval.tool_call.name}
 
 
+def status_text(run: Run) -> str:
+    """A run's status, with its reason when that says more (``waiting_approval (approval_required)``)."""
+    return run.status.value if run.reason in (None, run.status.value) else f"{run.status.value} ({run.reason})"
+
+
 def run_line(run: Run) -> str:
     """One row of ``runs list``."""
     task = " ".join(run.task.split())
     task = task if len(task) <= _TASK_WIDTH else task[: _TASK_WIDTH - 1] + "…"
-    status = run.status.value if run.reason in (None, run.status.value) else f"{run.status.value} ({run.reason})"
     return (
-        f"{run.id}  {status:<34} {run.turns:>5}  {run.usage.total_tokens:>8,}  ${run.usage.cost_usd:<8.4f}"
+        f"{run.id}  {status_text(run):<34} {run.turns:>5}  {run.usage.total_tokens:>8,}  ${run.usage.cost_usd:<8.4f}"
         f" {run.agent.name}  {task}"
     )
 

@@ -24,7 +24,7 @@ from runtime_facade.cli.context import (
     run_async,
     state,
 )
-from runtime_facade.cli.output import RUN_LINE_HEADER, echo_json, result_json, run_json, run_line
+from runtime_facade.cli.output import RUN_LINE_HEADER, echo_json, result_json, run_json, run_line, status_text
 from runtime_facade.cli.progress import ProgressView
 from runtime_facade.runtime import Runtime
 
@@ -259,7 +259,7 @@ def show_run(run_id: str, as_json: bool) -> None:
             "run": found.id,
             "agent": f"{found.agent.name} ({found.agent.model})",
             "task": found.task,
-            "status": found.status.value if found.reason is None else f"{found.status.value} ({found.reason})",
+            "status": status_text(found),
             "turns": found.turns,
             "tokens": f"{found.usage.input_tokens:,} in / {found.usage.output_tokens:,} out",
             "cost": f"${found.usage.cost_usd:.4f}",
