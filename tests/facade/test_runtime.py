@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,25 @@ def test_postgresql_is_checked_then_used(project: Path, postgres_url: str) -> No
         assert runtime.replay_sync(waiting.run_id).identical
     finally:
         runtime.close()
+
+
+def test_a_stopped_run_waits_for_its_approval_however_long(project: Path) -> None:
+    clock = ManualClock()
+
+    async def scenario() -> None:
+        async with create_runtime(clock=clock) as runtime:  # approval_wait=False: the CLI's way
+            waiting = await runtime.run(project / "agent.toml", "write it")
+            [request] = await runtime.pending_approvals(waiting.run_id)
+            assert request.expires_at is None
+            clock.advance(timedelta(days=3))
+            await runtime.approve(request.id)
+            assert (await (await runtime.resume(waiting.run_id)).result()).ok
+
+        async with create_runtime(clock=clock, approval_wait=True, approval_timeout_s=0.2) as server:
+            waiting = await server.start(project / "agent.toml", "write it")
+            result = await waiting.result()  # nobody answers: denied when the request expires
+            [request] = await server.approval_store.list(run_id=result.run_id)
+            assert request.status is ApprovalStatus.EXPIRED
+            assert request.expires_at is not None
+
+    asyncio.run(scenario())

@@ -20,6 +20,7 @@ from runtime_core import ConfigurationError
 from runtime_persistence import (
     SCHEMA_REVISION,
     VERSION_TABLE,
+    DatabaseError,
     SchemaOutdatedError,
     SqlApprovalStore,
     SqlRunStore,
@@ -200,3 +201,18 @@ def test_offline_mode_renders_the_sql(tmp_path: Path) -> None:
     assert "CREATE TABLE events" in rendered
     assert VERSION_TABLE in rendered
     assert not (tmp_path / "never-created.db").exists()
+
+
+@pytest.mark.parametrize("operation", ["upgrade", "downgrade", "current", "check"])
+def test_an_unreachable_database_is_a_database_error(operation: str) -> None:
+    engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    arguments = ("base",) if operation == "downgrade" else ()
+    try:
+        with pytest.raises(DatabaseError) as error:
+            {"upgrade": upgrade, "downgrade": downgrade, "current": current, "check": check}[operation](
+                engine, *arguments
+            )
+        assert error.value.operation == operation
+        assert error.value.retryable
+    finally:
+        engine.dispose()

@@ -27,6 +27,7 @@ from runtime_execution.loop import (
     TokenBucketRateLimiter,
     ToolPipeline,
     can_transition,
+    decisions,
     default_resources,
     failed_result,
     plan_groups,
@@ -83,6 +84,7 @@ __all__ = [
     # replay
     "Decision",
     "Divergence",
+    "decisions",
     "ReplayReport",
     # the tool pipeline and its plug-ins
     "WILDCARD",

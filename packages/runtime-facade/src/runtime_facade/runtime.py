@@ -161,7 +161,12 @@ class Runtime:
         self.tools = tools
         """The tool registry agents select from."""
         self.broker = ApprovalBroker(
-            approvals, timeout_s=approval_timeout_s, wait=approval_wait, clock=clock, poll_interval_s=0.5
+            approvals,
+            # A run that stops to wait (approval_wait=False) waits for a person, however long: no expiry.
+            timeout_s=approval_timeout_s if approval_wait else None,
+            wait=approval_wait,
+            clock=clock,
+            poll_interval_s=0.5,
         )
         """Answers approval requests (in process, through the store, or at the timeout)."""
         self._spool = spool
@@ -179,6 +184,8 @@ class Runtime:
         self._close = tuple(close)
         self._handles: dict[str, RunHandle] = {}
         self._portal = Portal()
+        timeout_s = self.broker.timeout_s
+        self._approval_timeout = None if timeout_s is None else timedelta(seconds=timeout_s)
         self._retry = ErrorRecovery()
         self._tokens = HeuristicTokenCounter()
 
@@ -515,7 +522,7 @@ class Runtime:
             tokens=self._tokens,
             redactor=self._redactor,
             retry=self._retry,
-            approval_timeout=(None if self.broker.timeout_s is None else timedelta(seconds=self.broker.timeout_s)),
+            approval_timeout=self._approval_timeout,
         )
 
     def _provider(self, model: ModelSettings, *, start: int = 0) -> ModelProvider:

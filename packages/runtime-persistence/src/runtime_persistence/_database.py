@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import Dialect, Engine
@@ -35,7 +35,7 @@ from runtime_persistence._revisions import outdated_error, schema_revisions
 from runtime_persistence.exceptions import DatabaseError
 from runtime_persistence.schema import SCHEMA_REVISION
 
-__all__ = ["SQLITE_BEGIN_KEY", "Database", "Direct", "Prepared"]
+__all__ = ["SQLITE_BEGIN_KEY", "Database", "Direct", "Prepared", "database_errors"]
 
 T = TypeVar("T")
 
@@ -250,6 +250,15 @@ class Database:
         if revisions != [SCHEMA_REVISION]:
             raise outdated_error(self.engine, revisions)
         self._schema_checked = True
+
+
+@contextlib.contextmanager
+def database_errors(operation: str) -> Iterator[None]:
+    """Raise the driver's errors inside the block as `DatabaseError`s (for the migration functions)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise _database_error(operation, exc) from exc
 
 
 def _database_error(operation: str, exc: DBAPIError) -> DatabaseError:

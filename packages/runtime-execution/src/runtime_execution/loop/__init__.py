@@ -5,7 +5,7 @@ from runtime_execution.loop.cache import InMemoryToolCache
 from runtime_execution.loop.control import RunControl
 from runtime_execution.loop.pipeline import Screened, ToolPipeline, failed_result
 from runtime_execution.loop.ratelimit import Rate, TokenBucketRateLimiter
-from runtime_execution.loop.replay import Decision, Divergence, ReplayReport
+from runtime_execution.loop.replay import Decision, Divergence, ReplayReport, decisions
 from runtime_execution.loop.scheduling import (
     WILDCARD,
     ResourceAccess,
@@ -22,6 +22,7 @@ __all__ = [
     "AgentStatus",
     "Decision",
     "Divergence",
+    "decisions",
     "InMemoryToolCache",
     "LoopEvent",
     "ModelDelta",

@@ -127,7 +127,8 @@ def schema_problem(error: SchemaOutdatedError) -> str:
     """What is wrong with the schema, and the command that fixes it (not the library call)."""
     if error.ahead:
         return error.message
-    return f"{error.message.partition(': apply the migrations')[0]}: run `agent-runtime db upgrade`"
+    found = "has no Agent Runtime schema yet" if error.current is None else f"is at schema revision {error.current!r}"
+    return f"database {error.url} {found} (this version needs {error.required!r}): run `agent-runtime db upgrade`"
 
 
 @contextmanager
@@ -140,7 +141,9 @@ def one_line_errors() -> Iterator[None]:
         yield
     except SchemaOutdatedError as error:
         raise fail(schema_problem(error)) from None
-    except (UserError, DatabaseError, LeaseHeldError) as error:
+    except DatabaseError as error:  # the driver's message may run over several lines: its first says it
+        raise fail(f"cannot use the database: {str(error).splitlines()[0]}") from None
+    except (UserError, LeaseHeldError) as error:
         for line in str(error).splitlines() or [type(error).__name__]:
             click.echo(f"error: {line}", err=True)
         raise click.exceptions.Exit(EXIT_USAGE) from None
@@ -148,15 +151,3 @@ def one_line_errors() -> Iterator[None]:
         raise fail(str(error)) from None
     except KeyboardInterrupt:
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-    except Exception as error:
-        if not _is_driver_error(error):
-            raise
-        # The migration helpers (db commands, the schema check of create_runtime) let the driver's
-        # connection error through instead of a DatabaseError: report it the same way.
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise fail(f"cannot use the database: {first}") from None
-
-
-def _is_driver_error(error: BaseException) -> bool:
-    # By name: the facade may not import sqlalchemy (.importlinter), and DBAPIError wraps every driver's errors.
-    return any(cls.__module__ == "sqlalchemy.exc" and cls.__name__ == "DBAPIError" for cls in type(error).__mro__)

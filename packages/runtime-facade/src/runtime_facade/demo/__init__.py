@@ -35,8 +35,7 @@ from runtime_core.exceptions import ConfigurationError
 from runtime_core.policy import PolicyAction, PolicyOutcome
 from runtime_core.runs import RunResult, RunStatus
 from runtime_core.usage import Usage
-from runtime_execution import ReplayReport
-from runtime_execution.loop.replay import decisions
+from runtime_execution import ReplayReport, decisions
 from runtime_facade.agent_files import load_agent
 from runtime_facade.runtime import Runtime
 

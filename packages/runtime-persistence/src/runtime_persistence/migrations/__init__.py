@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
-from runtime_persistence._database import SQLITE_BEGIN_KEY
+from runtime_persistence._database import SQLITE_BEGIN_KEY, database_errors
 from runtime_persistence._revisions import (
     SCRIPT_LOCATION,
     VERSION_TABLE,
@@ -84,10 +84,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     Args:
         engine: An engine from `runtime_persistence.create_engine`.
         revision: The target revision, ``"head"`` for the newest.
+
+    Raises:
+        DatabaseError: The database cannot be reached or failed.
     """
     from alembic import command
 
-    _run(engine, lambda config: command.upgrade(config, revision))
+    with database_errors("upgrade"):
+        _run(engine, lambda config: command.upgrade(config, revision))
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -96,10 +100,14 @@ def downgrade(engine: Engine, revision: str) -> None:
     Args:
         engine: An engine from `runtime_persistence.create_engine`.
         revision: The target revision, or ``"base"``.
+
+    Raises:
+        DatabaseError: The database cannot be reached or failed.
     """
     from alembic import command
 
-    _run(engine, lambda config: command.downgrade(config, revision))
+    with database_errors("downgrade"):
+        _run(engine, lambda config: command.downgrade(config, revision))
 
 
 def current(engine: Engine) -> str | None:
@@ -108,7 +116,7 @@ def current(engine: Engine) -> str | None:
     Args:
         engine: An engine from `runtime_persistence.create_engine`.
     """
-    with engine.connect() as connection, connection.begin():
+    with database_errors("current"), engine.connect() as connection, connection.begin():
         revisions = schema_revisions(connection)
     return revisions[0] if revisions else None
 
@@ -122,8 +130,9 @@ def check(engine: Engine) -> None:
     Raises:
         SchemaOutdatedError: The schema is missing or behind (run `upgrade`), or at a revision this
             version does not know (written by a newer version).
+        DatabaseError: The database cannot be reached or failed.
     """
-    with engine.connect() as connection, connection.begin():
+    with database_errors("check"), engine.connect() as connection, connection.begin():
         revisions = schema_revisions(connection)
     if revisions != [head_revision()]:
         raise outdated_error(engine, revisions)
