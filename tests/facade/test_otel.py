@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,3 +66,26 @@ def test_spans_and_metrics_are_exported_over_otlp(tmp_path: Path, collector: lis
     assert b"execute_tool file:read" in traces
     assert b"agent-runtime-test" in traces  # the service.name resource
     assert b"gen_ai.client.token.usage" in metrics
+
+
+def test_the_cli_exports_a_run_with_otel(tmp_path: Path, collector: list[tuple[str, bytes]]) -> None:
+    (tmp_path / "scenario.toml").write_text(SCENARIO)
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "agent.toml").write_text(
+        'name = "cli-agent"\npolicy = "balanced"\nworkspace = "."\n'
+        '[model]\nname = "scripted:m"\nscenario = "scenario.toml"\n'
+    )
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("AGENT_RUNTIME_")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "runtime_facade.cli", "--otel", "run", "agent.toml", "--task", "go"],
+        cwd=tmp_path,
+        env={**environment, "OTEL_EXPORTER_OTLP_ENDPOINT": os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    traces = b"".join(body for path, body in collector if path == "/v1/traces")
+    assert b"invoke_agent cli-agent" in traces
+    assert b"chat m" in traces or b"chat scripted:m" in traces

@@ -17,6 +17,7 @@ from runtime_facade.cli.demo import demo
 from runtime_facade.cli.events import events
 from runtime_facade.cli.runs import cancel, fork, replay, resume, run, runs
 from runtime_facade.cli.server import serve
+from runtime_facade.otel import configure_otel
 from runtime_telemetry import PLANE_LOGGERS, JsonFormatter, RunContextFilter
 
 __all__ = ["DISTRIBUTIONS", "cli", "main"]
@@ -84,8 +85,16 @@ def _configure_logging(level: str, as_json: bool) -> None:
     "--log-level", type=click.Choice(_LOG_LEVELS), help="Level of log records on stderr (default: [telemetry])."
 )
 @click.option("--log-json", is_flag=True, default=None, help="Log records as JSON lines (default: [telemetry]).")
+@click.option(
+    "--otel",
+    is_flag=True,
+    default=None,
+    help="Send traces and metrics over OTLP/HTTP to $OTEL_EXPORTER_OTLP_ENDPOINT (otel extra; default: [telemetry]).",
+)
 @click.pass_context
-def cli(context: click.Context, config_path: Path | None, log_level: str | None, log_json: bool | None) -> None:
+def cli(
+    context: click.Context, config_path: Path | None, log_level: str | None, log_json: bool | None, otel: bool | None
+) -> None:
     """Agent Runtime: run LLM agents deterministically, durably and under governance.
 
     Runs are stored in the project's database: --db URL, else [database] url of agent-runtime.toml
@@ -98,6 +107,10 @@ def cli(context: click.Context, config_path: Path | None, log_level: str | None,
     state.config_path = config_path
     telemetry = state.config.telemetry
     _configure_logging(log_level or telemetry.log_level, telemetry.log_json if log_json is None else log_json)
+    if telemetry.otel if otel is None else otel:
+        with one_line_errors():  # without the extra: one line naming it
+            providers = configure_otel()
+        context.call_on_close(providers.shutdown)  # flush what the command recorded before the process ends
 
 
 for _command in (run, resume, replay, fork, cancel, runs, events, approvals, approve, db, serve, demo):
