@@ -8,6 +8,7 @@ headers. Needs the ``otel`` extra: ``pip install 'runtime-facade[otel]'``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ def configure_otel(service_name: str = "agent-runtime", *, set_global: bool = Tr
     """Build SDK tracer and meter providers that export over OTLP/HTTP.
 
     Args:
-        service_name: The ``service.name`` resource attribute.
+        service_name: The ``service.name`` resource attribute, unless ``OTEL_SERVICE_NAME`` is set.
         set_global: Also install them as the process's global providers (what an application wants, so
             that other instrumented libraries report to the same collector).
 
@@ -56,7 +57,8 @@ def configure_otel(service_name: str = "agent-runtime", *, set_global: bool = Tr
         raise ImportError(
             "--otel needs the OpenTelemetry SDK and OTLP exporter: pip install 'runtime-facade[otel]'"
         ) from error
-    resource = Resource.create({"service.name": service_name})
+    # OTEL_SERVICE_NAME, when set, names the service: an attribute given here would override it.
+    resource = Resource.create({} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service_name})
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     reader = PeriodicExportingMetricReader(OTLPMetricExporter())
