@@ -135,6 +135,7 @@ class Runtime:
         spool: SpoolStore | None,
         bus: EventBus,
         sinks: Sequence[EventSink],
+        telemetry: TelemetryBridge | None,
         tools: LocalToolRegistry,
         providers: Mapping[str, ModelProvider],
         policy: PolicySource | None,
@@ -170,7 +171,10 @@ class Runtime:
         )
         """Answers approval requests (in process, through the store, or at the timeout)."""
         self._spool = spool
-        self._sink: EventSink = _FanOut((bus, *sinks)) if sinks else bus
+        self.telemetry = telemetry
+        """Turns the run log into OpenTelemetry spans and metrics (``None``: off)."""
+        extra = (*sinks, telemetry) if telemetry is not None else tuple(sinks)
+        self._sink: EventSink = _FanOut((bus, *extra)) if extra else bus
         self._providers = dict(providers)
         self._policy = policy
         self._redactor = redactor
@@ -413,6 +417,8 @@ class Runtime:
         if self._http is not None and self._owns_http:
             await self._http.aclose()
             self._http = None
+        if self.telemetry is not None:
+            self.telemetry.close()  # ends the spans of runs still open (waiting, or driven elsewhere)
         for resource in self._close:
             resource.dispose()
 
@@ -675,7 +681,8 @@ def create_runtime(
         approvals=approvals,
         spool=spool,
         bus=EventBus(clock=clock),
-        sinks=(*sinks, telemetry) if isinstance(telemetry, TelemetryBridge) else sinks,
+        sinks=sinks,
+        telemetry=telemetry if isinstance(telemetry, TelemetryBridge) else None,
         tools=registry,
         providers=provider_map,
         policy=policy_source,

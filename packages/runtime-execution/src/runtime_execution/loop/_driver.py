@@ -93,6 +93,7 @@ from runtime_execution.loop.control import RunControl
 from runtime_execution.loop.pipeline import Screened, ToolPipeline, failed_result, malformed_arguments
 from runtime_execution.loop.scheduling import ResourceResolver, plan_groups
 from runtime_execution.loop.states import AgentStatus, can_transition
+from runtime_telemetry import log_context
 
 __all__ = ["Driver", "DriverConfig"]
 
@@ -300,18 +301,25 @@ class Driver:
 
     async def drive(self) -> RunResult:
         """Run turns until the run completes, fails, is cancelled or waits for an approval."""
+        # Log records of the run (the loop's, its tools') carry its id, agent and turn (RunContextFilter).
+        with log_context(run_id=self._run.id, agent=self._agent.name):
+            return await self._drive()
+
+    async def _drive(self) -> RunResult:
         heartbeat = asyncio.create_task(self._recorder.heartbeat(), name=f"lease-heartbeat-{self._run.id}")
         watchdog = Watchdog.watch()
         try:
             if self._resume is not None and self._resume.number is not None:
-                resumed = await self._resume_turn(self._resume, self._resume.number)
+                with log_context(turn=self._resume.number):
+                    resumed = await self._resume_turn(self._resume, self._resume.number)
                 if resumed is not None:
                     return resumed
             while True:
                 self._check_cancel()
                 if self._control.paused:
                     await self._pause()
-                result = await self._run_turn()
+                with log_context(turn=self._turn_number + 1):
+                    result = await self._run_turn()
                 if result is not None:
                     return result
         except _Cancelled:
