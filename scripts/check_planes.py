@@ -74,6 +74,8 @@ _REQUIREMENT = re.compile(
     r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(?P<spec>[^;]*?)\s*(?:;\s*(?P<marker>.*))?$"
 )
 
+_EXTRA_ONLY = re.compile(r"""^extra\s*==\s*["'][A-Za-z0-9._-]+["']$""")
+
 
 def normalize(name: str) -> str:
     """Return the PEP 503 normalized form of a distribution name."""
@@ -223,6 +225,14 @@ def check_requires(dist: str, report: ProbeReport) -> list[str]:
         name = normalize(match["name"])
         if name not in ALLOWED:
             continue
+        if match["marker"] and _EXTRA_ONLY.match(match["marker"]):
+            # An extra that adds a sibling's own extra (runtime-facade[postgres] -> runtime-persistence[postgres]):
+            # still an exact pin on a sibling DESIGN §2 allows, but not a requirement of the base install.
+            if name not in ALLOWED[dist]:
+                problems.append(f"an extra requires a sibling DESIGN §2 does not allow: {requirement!r}")
+            if match["spec"].replace(" ", "") != f"=={report['version']}":
+                problems.append(f"sibling requirement is not an exact pin on {report['version']}: {requirement!r}")
+            continue
         siblings[name] = requirement
         if match["marker"]:
             problems.append(f"sibling requirement with a marker: {requirement!r}")
@@ -250,7 +260,13 @@ def check_origin(report: ProbeReport, wheels: Mapping[str, Path]) -> list[str]:
     problems: list[str] = []
     for name, installed in sorted(report["installed"].items()):
         expected = wheel_record(wheels[name])
-        actual = {path: digest for path, digest in installed["files"].items() if ".dist-info/" not in path}
+        # Files outside site-packages ("../../../bin/agent-runtime") are console scripts the installer
+        # generates for this environment: they are not in the wheel, so they cannot be compared with it.
+        actual = {
+            path: digest
+            for path, digest in installed["files"].items()
+            if ".dist-info/" not in path and not path.startswith("../")
+        }
         if actual != expected:
             differing = sorted(path for path in {*expected, *actual} if expected.get(path) != actual.get(path))
             problems.append(f"{name} is not the wheel built by this run (differs in {', '.join(differing[:5])})")
