@@ -20,6 +20,7 @@ from runtime_execution.loop import (
     ReplayReport,
     ResourceAccess,
     ResourceResolver,
+    ResumeRepeats,
     RunControl,
     RunHandle,
     Screened,
@@ -86,6 +87,7 @@ __all__ = [
     "Divergence",
     "decisions",
     "ReplayReport",
+    "ResumeRepeats",
     # the tool pipeline and its plug-ins
     "WILDCARD",
     "InMemoryToolCache",

@@ -5,7 +5,7 @@ from runtime_execution.loop.cache import InMemoryToolCache
 from runtime_execution.loop.control import RunControl
 from runtime_execution.loop.pipeline import Screened, ToolPipeline, failed_result
 from runtime_execution.loop.ratelimit import Rate, TokenBucketRateLimiter
-from runtime_execution.loop.replay import Decision, Divergence, ReplayReport, decisions
+from runtime_execution.loop.replay import Decision, Divergence, ReplayReport, ResumeRepeats, decisions
 from runtime_execution.loop.scheduling import (
     WILDCARD,
     ResourceAccess,
@@ -28,6 +28,7 @@ __all__ = [
     "ModelDelta",
     "Rate",
     "ReplayReport",
+    "ResumeRepeats",
     "ResourceAccess",
     "ResourceResolver",
     "RunControl",

@@ -20,20 +20,19 @@ from runtime_core.events import (
     ApprovalResolvedPayload,
     CompletionRecordedPayload,
     Event,
+    EventType,
     PolicyDecidedPayload,
     RecoveryStartedPayload,
     RunCompletedPayload,
     RunFailedPayload,
-    RunStartedPayload,
     ToolCalledPayload,
     ToolFailedPayload,
     ToolFinishedPayload,
-    TurnStartedPayload,
 )
 from runtime_core.exceptions import ToolExecutionError
 from runtime_core.tools import ToolContext, ToolResult, ToolSpec
 
-__all__ = ["Decision", "Divergence", "ReplayReport", "decisions", "first_divergence"]
+__all__ = ["Decision", "Divergence", "ReplayReport", "ResumeRepeats", "decisions", "first_divergence"]
 
 
 class Decision(BaseModel):
@@ -112,38 +111,39 @@ def _decision(event: Event) -> tuple[str, dict[str, JsonValue]] | None:
     return None
 
 
-def decisions(events: Sequence[Event]) -> list[Decision]:
-    """The decisions recorded in a run log, in order.
+class ResumeRepeats:
+    """Recognises the decisions a resumed run makes again.
 
     A run resumed in the middle of a turn (it waited for an approval, or crashed) decides that turn's
-    pending calls again, and asks again under the same approval ids. Those repeats are not new decisions
-    (a replay, which never stops, makes each once), so they are left out: after a resumed ``run.started``,
-    the turn's ``policy.decided`` events that repeat its earlier ones in order, and every second
-    ``approval.requested`` of an approval id.
+    pending calls again and asks again under the same approval ids. Those repeats are not new decisions:
+    a replay, which never stops, makes each once, and a progress view shows each once. A decision event
+    (``policy.decided``, ``approval.requested``) is a repeat when one of its type was recorded for the same
+    tool call before.
     """
+
+    _KINDS = frozenset({EventType.POLICY_DECIDED, EventType.APPROVAL_REQUESTED})
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[EventType, str]] = set()
+
+    def is_repeat(self, event: Event) -> bool:
+        """Whether `event` repeats a decision already seen (it is remembered otherwise)."""
+        if event.type not in self._KINDS or event.tool_call_id is None:
+            return False
+        key = (event.type, event.tool_call_id)
+        if key in self._seen:
+            return True
+        self._seen.add(key)
+        return False
+
+
+def decisions(events: Sequence[Event]) -> list[Decision]:
+    """The decisions recorded in a run log, in order, without a resumed turn's repeats (`ResumeRepeats`)."""
+    repeats = ResumeRepeats()
     found: list[Decision] = []
-    asked: set[str] = set()
-    decided: dict[int, list[str]] = {}  # tool names decided per turn, in order
-    repeats: list[str] | None = None  # after a resume: the decisions of the interrupted turn, to skip
-    resumed = False
     for event in events:
-        payload = event.payload
-        if isinstance(payload, RunStartedPayload) and payload.resumed:
-            resumed, repeats = True, None
+        if repeats.is_repeat(event):
             continue
-        if isinstance(payload, TurnStartedPayload):
-            resumed, repeats = False, None
-        elif isinstance(payload, PolicyDecidedPayload):
-            if resumed and repeats is None:
-                repeats = list(decided.get(event.turn, ()))
-            if repeats and repeats[0] == payload.tool_name:
-                repeats.pop(0)
-                continue
-            decided.setdefault(event.turn, []).append(payload.tool_name)
-        elif isinstance(payload, ApprovalRequestedPayload):
-            if payload.approval_id in asked:
-                continue
-            asked.add(payload.approval_id)
         decision = _decision(event)
         if decision is not None:
             found.append(Decision(turn=event.turn, kind=decision[0], detail=decision[1], seq=event.seq))

@@ -37,6 +37,7 @@ from runtime_core.events import (
     TurnStartedPayload,
 )
 from runtime_core.usage import Usage
+from runtime_execution import ResumeRepeats
 
 __all__ = ["ProgressView", "describe"]
 
@@ -105,9 +106,8 @@ def _usage(usage: Usage) -> str:
 class ProgressView:
     """Shows a run's events on stderr as they arrive (``with ProgressView() as view: view.show(event)``).
 
-    A resumed run repeats the decisions of the turn it was interrupted in (the same policy decision and
-    approval request, under the same tool call); the view shows each once, also across processes once
-    told what was shown before (`remember`).
+    A resumed run repeats the decisions of the turn it was interrupted in (`ResumeRepeats`); the view shows
+    each once, also across processes once told what was shown before (`remember`).
 
     Args:
         live: Draw the rich view (default: when stderr is a terminal).
@@ -117,7 +117,7 @@ class ProgressView:
         self._console = Console(stderr=True, highlight=False)
         self._live_enabled = self._console.is_terminal if live is None else live
         self._live: Live | None = None
-        self._shown: set[tuple[str, int, str]] = set()
+        self._repeats = ResumeRepeats()
         self._usage = Usage()
         self._turn = 0
 
@@ -158,11 +158,8 @@ class ProgressView:
 
     def _count(self, event: Event) -> bool:
         """Update the totals; whether the event is new (not a resumed turn's repeat)."""
-        if event.type.value in ("policy.decided", "approval.requested") and event.tool_call_id is not None:
-            key = (event.type.value, event.turn, event.tool_call_id)
-            if key in self._shown:
-                return False
-            self._shown.add(key)
+        if self._repeats.is_repeat(event):
+            return False
         if isinstance(event.payload, ModelRespondedPayload):
             self._usage = self._usage + event.payload.usage
         self._turn = max(self._turn, event.turn)
