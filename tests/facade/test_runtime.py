@@ -202,3 +202,18 @@ def test_a_stopped_run_waits_for_its_approval_however_long(project: Path) -> Non
             assert request.expires_at is not None
 
     asyncio.run(scenario())
+
+
+def test_stream_yields_the_run_and_leaving_early_cancels_it(project: Path) -> None:
+    async def scenario() -> None:
+        async with create_runtime() as runtime:
+            types = [item.type async for item in runtime.stream(agent_with_policy(project, "balanced"), "go")]
+            assert types[0] is EventType.RUN_CREATED
+            assert types[-1] is EventType.RUN_COMPLETED
+            stream = runtime.stream(agent_with_policy(project, "balanced"), "go again")
+            first = await anext(stream)
+            await stream.aclose()
+            run = await runtime.get_run(first.run_id)
+            assert run.status is RunStatus.CANCELLED
+
+    asyncio.run(scenario())

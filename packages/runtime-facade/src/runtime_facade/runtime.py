@@ -18,7 +18,7 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import suppress
+from contextlib import aclosing, suppress
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -242,15 +242,9 @@ class Runtime:
     async def stream(self, agent: AgentLike, task: str, **options: Any) -> AsyncIterator[LoopEvent]:
         """Run an agent and yield its events as they are recorded; leaving early cancels the run."""
         handle = await self.start(agent, task, **options)
-        try:
-            async for item in handle.events(deltas=bool(options.get("stream_model"))):
+        async with aclosing(handle.stream(deltas=bool(options.get("stream_model")))) as items:
+            async for item in items:  # closing this stream closes the handle's, which cancels the run
                 yield item
-            await handle.result()
-        finally:
-            if not handle.done:
-                handle.cancel("the event stream was closed")
-                with suppress(Exception):
-                    await handle.result()
 
     async def resume(self, run_id: str, *, steal: bool = False) -> RunHandle:
         """Continue a run from its last checkpoint, here (after a crash, a restart or an approval).

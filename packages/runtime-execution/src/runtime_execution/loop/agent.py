@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -181,6 +181,21 @@ class RunHandle:
                     yield item
         finally:
             self._queues.remove(queue)
+
+    async def stream(self, *, deltas: bool = True) -> AsyncGenerator[LoopEvent, None]:
+        """Yield the run's events (`events`) to its end, then re-raise a store failure, if any.
+
+        Leaving the iteration early cancels the run: a stream is the run's only consumer.
+        """
+        try:
+            async for item in self.events(deltas=deltas):
+                yield item
+            await self.result()
+        finally:
+            if not self.done:
+                self.cancel("the event stream was closed")
+                with contextlib.suppress(Exception):
+                    await self.result()
 
     # -- driver side -----------------------------------------------------------------------------------
 
@@ -648,12 +663,6 @@ class AgentLoop:
         handle = await self.start(
             agent, task, workspace=workspace, metadata=metadata, run_id=run_id, stream_model=deltas
         )
-        try:
-            async for item in handle.events(deltas=deltas):
+        async with contextlib.aclosing(handle.stream(deltas=deltas)) as items:  # closing this closes that
+            async for item in items:
                 yield item
-            await handle.result()
-        finally:
-            if not handle.done:
-                handle.cancel("the event stream was closed")
-                with contextlib.suppress(Exception):
-                    await handle.result()
