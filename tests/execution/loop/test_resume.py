@@ -8,14 +8,15 @@ SIGKILL, are tested against the SQL store in tests/persistence.)
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runtime_core.approvals import Approval, ApprovalDecision, ApprovalResolution
-from runtime_core.exceptions import ConfigurationError, LeaseHeldError
+from runtime_core.events import Event, EventDraft, RunCancelledPayload, RunCreatedPayload
+from runtime_core.exceptions import ConfigurationError, FencingError, LeaseHeldError
 from runtime_core.function_tools import tool
 from runtime_core.memory import InMemoryRunStore
 from runtime_core.messages import ToolResultMessage
@@ -309,3 +310,30 @@ def test_resume_keeps_the_one_tool_per_turn_rule_of_interactive_mode(tmp_path: P
 
     assert asyncio.run(main()).ok
     assert ledger.lines() == ["call_0_0"]  # the second call of the turn never runs, before or after the crash
+
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_cancel_a_run_driven_nowhere_fences_and_records_it() -> None:
+    store = InMemoryRunStore()
+    loop = AgentLoop(providers=[ScriptedProvider({"steps": [done("ok")]})], store=store, worker="canceller")
+    created = EventDraft.of(
+        RunCreatedPayload(agent=agent(), task="t"), id=Event.id_for("run_x", 1), ts=NOW, agent_id="a"
+    )
+
+    async def scenario() -> None:
+        run = await store.create_run("run_x", created)
+        stale = await store.acquire_lease(run.id, "dead-worker", ttl=timedelta(minutes=5))
+        cancelled = await loop.cancel(run.id, reason="no longer needed")
+        assert cancelled.status is RunStatus.CANCELLED
+        events = await store.read_events(run.id)
+        assert [event.type.value for event in events] == ["run.created", "run.cancelled"]
+        assert isinstance(events[-1].payload, RunCancelledPayload)
+        assert events[-1].payload.reason == "no longer needed"
+        with pytest.raises(FencingError):  # the worker that held the run can no longer write
+            await store.append(stale, [])
+        with pytest.raises(ConfigurationError, match="already ended"):
+            await loop.cancel(run.id)
+
+    asyncio.run(scenario())

@@ -41,8 +41,7 @@ from runtime_control import (
 from runtime_core.agents import AgentSpec
 from runtime_core.approvals import Approval, ApprovalDecision, ApprovalStatus, ApprovalStore
 from runtime_core.clock import Clock, SystemClock
-from runtime_core.events import Event, EventDraft, EventSink, EventType, RunCancelledPayload
-from runtime_core.exceptions import ConfigurationError
+from runtime_core.events import Event, EventSink, EventType
 from runtime_core.ids import IdGenerator, UlidGenerator
 from runtime_core.memory import InMemoryApprovalStore, InMemoryRunStore
 from runtime_core.providers import ModelProvider
@@ -56,6 +55,7 @@ from runtime_execution import (
     LocalToolRegistry,
     LoopEvent,
     OpenAIProvider,
+    RecordedProvider,
     ReplayReport,
     RunHandle,
     ScriptedProvider,
@@ -302,9 +302,6 @@ class Runtime:
             NotFoundError: No such run.
             ConfigurationError: The run has already ended.
         """
-        run = await self.store.get_run(run_id)
-        if run.status.is_terminal:
-            raise ConfigurationError(f"run {run_id!r} has already ended ({run.status.value})", setting="run_id")
         reason = reason or "cancelled by request"
         live = self._handles.get(run_id)
         if live is not None and not live.done:
@@ -312,20 +309,11 @@ class Runtime:
             with suppress(Exception):
                 await live.result()
         else:
-            lease = await self.store.acquire_lease(run_id, self._worker, ttl=self._lease_ttl, steal=True)
-            events = await self.store.append(
-                lease,
-                [
-                    EventDraft.of(
-                        RunCancelledPayload(reason=reason),
-                        id=Event.id_for(run_id, run.last_seq + 1),
-                        ts=self._clock.now(),
-                        agent_id=run.agent.name,
-                    )
-                ],
-            )
-            await self.store.release_lease(lease)
-            self._sink.emit(events)
+            run = await self.store.get_run(run_id)
+            # Cancelling calls no model: a provider with no replies, not one built from the agent's settings
+            # (a scripted agent's scenario file may be gone by now).
+            idle = RecordedProvider((), name=run.agent.model.partition(":")[0])
+            await self._loop(self._recorded_launch(run), provider=idle).cancel(run_id, reason=reason)
         for approval in await self.approval_store.list(run_id=run_id, status=ApprovalStatus.PENDING):
             with suppress(Exception):  # answered meanwhile: nothing left to deny
                 await self.broker.resolve(approval.id, ApprovalDecision.DENY, note=reason, resolved_by="cancel")
@@ -503,8 +491,10 @@ class Runtime:
             return self._launch(AgentDefinition.of(run.agent))
         return Launch.model_validate(recorded)
 
-    def _loop(self, launch: Launch, *, scripted_start: int = 0) -> AgentLoop:
-        provider = self._providers.get(launch.model.provider) or self._provider(launch.model, start=scripted_start)
+    def _loop(self, launch: Launch, *, scripted_start: int = 0, provider: ModelProvider | None = None) -> AgentLoop:
+        provider = (
+            provider or self._providers.get(launch.model.provider) or self._provider(launch.model, start=scripted_start)
+        )
         return AgentLoop(
             providers={launch.model.provider: provider},
             tools=self.tools,

@@ -22,6 +22,7 @@ from runtime_core.events import (
     Event,
     EventDraft,
     EventSink,
+    RunCancelledPayload,
     RunCreatedPayload,
     RunStartedPayload,
 )
@@ -527,6 +528,26 @@ class AgentLoop:
             await self._commit_snapshot(recorder, run_id, state)
         self._drive(handle, recorder, run, state, workspace, stream_model, point)
         return handle
+
+    async def cancel(self, run_id: str, *, reason: str | None = None) -> Run:
+        """Cancel a run that no handle of this loop is driving (to cancel a driven one: `RunHandle.cancel`).
+
+        The loop takes the run's lease even from a live worker, which fences that worker out (its next
+        write is refused), and records ``run.cancelled`` after the run's last event.
+
+        Raises:
+            NotFoundError: No such run.
+            ConfigurationError: The run has already ended.
+        """
+        run = await self._store.get_run(run_id)
+        if run.status.is_terminal:
+            raise ConfigurationError(f"run {run_id!r} has already ended ({run.status.value})", setting="run_id")
+        lease = await self._store.acquire_lease(run_id, self._worker, ttl=self._lease_ttl, steal=True)
+        _, recorder = self._handle(run, lease)
+        recorder.add(RunCancelledPayload(reason=reason), turn=run.turns)
+        await recorder.commit()
+        await self._store.release_lease(lease)
+        return await self._store.get_run(run_id)
 
     async def replay(
         self,
