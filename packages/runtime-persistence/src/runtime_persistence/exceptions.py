@@ -36,6 +36,7 @@ class SchemaOutdatedError(ConfigurationError):
         required: The revision this version needs (the head of its migrations).
         url: The database URL, password hidden.
         ahead: Whether `current` is unknown to this version (written by a newer one).
+        problem: What is wrong, without the remedy (an application names its own, such as a CLI command).
     """
 
     def __init__(self, *, current: str | None, required: str, url: str, ahead: bool = False) -> None:
@@ -44,13 +45,13 @@ class SchemaOutdatedError(ConfigurationError):
                 f"database {url} is at schema revision {current!r}, which this version of runtime-persistence "
                 f"does not know (it needs {required!r}): it was migrated by a newer version; install that version"
             )
+            problem = message
         else:
             found = "has no Agent Runtime schema yet" if current is None else f"is at schema revision {current!r}"
-            message = (
-                f"database {url} {found}, this version of runtime-persistence needs revision {required!r}: "
-                "apply the migrations with runtime_persistence.upgrade(engine)"
-            )
+            problem = f"database {url} {found}, this version of runtime-persistence needs revision {required!r}"
+            message = f"{problem}: apply the migrations with runtime_persistence.upgrade(engine)"
         super().__init__(message, setting="database.url")
+        self.problem = problem
         self.current = current
         self.required = required
         self.url = url

@@ -125,10 +125,7 @@ def fail(message: str, code: int = EXIT_USAGE) -> click.exceptions.Exit:
 
 def schema_problem(error: SchemaOutdatedError) -> str:
     """What is wrong with the schema, and the command that fixes it (not the library call)."""
-    if error.ahead:
-        return error.message
-    found = "has no Agent Runtime schema yet" if error.current is None else f"is at schema revision {error.current!r}"
-    return f"database {error.url} {found} (this version needs {error.required!r}): run `agent-runtime db upgrade`"
+    return error.message if error.ahead else f"{error.problem}: run `agent-runtime db upgrade`"
 
 
 @contextmanager
