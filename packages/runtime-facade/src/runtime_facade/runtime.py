@@ -108,17 +108,6 @@ class Launch(BaseModel):
     workspace: str | None = None
     agent_file: str | None = None
 
-    def definition(self, spec: AgentSpec) -> AgentDefinition:
-        """The agent this launch ran."""
-        policy = None if self.policy is None else PolicySource(self.policy_name or "inline", self.policy)
-        return AgentDefinition(
-            spec,
-            self.model,
-            policy,
-            None if self.workspace is None else Path(self.workspace),
-            None if self.agent_file is None else Path(self.agent_file),
-        )
-
 
 class Runtime:
     """Runs agents durably under governance: made by `create_runtime`, closed with `aclose` (or ``async with``).
