@@ -7,6 +7,11 @@ from typing import Any
 
 import pytest
 
+from runtime_core import check_trusted
+
+# Every model the hot path builds without validation is validated anyway under test (see `trusted`).
+check_trusted(True)
+
 _LOOPBACK_NAMES = {"localhost", "::1", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"}
 
 

@@ -7,6 +7,7 @@ hierarchy; the `tool` decorator; and in-memory reference stores. It depends on p
 
 from importlib.metadata import version as _version
 
+from runtime_core._base import check_trusted, trusted
 from runtime_core.agents import DEFAULT_WARNING_TEMPLATE, AgentSpec, ExecutionMode, Limits, RecoveryConfig
 from runtime_core.approvals import (
     Approval,
@@ -286,6 +287,8 @@ __all__ = [
     "SequentialIds",
     "SystemClock",
     "UlidGenerator",
+    "check_trusted",
+    "trusted",
     # exceptions
     "AgentRuntimeError",
     "AlreadyExistsError",

@@ -21,25 +21,84 @@ class FrozenModel(BaseModel):
 
 
 _M = TypeVar("_M", bound=FrozenModel)
-_ALL_FIELDS: dict[type[FrozenModel], set[str]] = {}
-"""Per class, the ``model_fields_set`` of its trusted instances: every field, one set shared by all of them."""
+
+
+class _Shape:
+    """What `trusted` needs to know of a model class: its fields, in order, and how to default them."""
+
+    __slots__ = ("factories", "fields", "size", "template")
+
+    def __init__(self, cls: type[FrozenModel]) -> None:
+        # Shared by every trusted instance of the class: a frozen model never adds to its fields set
+        # (pydantic's copies get their own), and a set per event is memory the run log would keep.
+        self.fields = set(cls.model_fields)
+        self.size = len(self.fields)
+        # Every field in order with its default (`PydanticUndefined` if it has none, or a factory): merging
+        # the given values into it keeps the order of the fields, which the model's JSON follows.
+        self.template = {name: info.default for name, info in cls.model_fields.items()}
+        self.factories = [
+            (name, info.default_factory) for name, info in cls.model_fields.items() if info.default_factory is not None
+        ]
+
+    def complete(self, given: dict[str, Any]) -> dict[str, Any]:
+        """`given` with the defaults of the fields it lacks, in the order of the fields."""
+        fields = {**self.template, **given}
+        for name, factory in self.factories:
+            if name not in given:
+                fields[name] = factory()  # type: ignore[call-arg]
+        return fields
+
+
+_SHAPES: dict[type[FrozenModel], _Shape] = {}
+_checking = False
+
+
+def check_trusted(enabled: bool) -> None:
+    """Make `trusted` validate what it builds and raise when validation would have changed it.
+
+    The test suite turns this on, so that every hot-path construction the suite exercises is proven to
+    build exactly the model that validation would; in production `trusted` never validates.
+    """
+    global _checking
+    _checking = enabled
 
 
 def trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
-    """Build `cls` from a complete dict of already valid field values, without validation.
+    """Build `cls` from already valid field values, without validation.
 
-    For the hot path only (the run log writer places thousands of events per second): every field must
-    be present and valid, which the caller guarantees. It does what ``BaseModel.model_construct`` does
-    for a model without defaults to fill in, aliases, extras or private attributes, several times faster.
+    For the hot path only (the agent loop records thousands of events per second from parts that are
+    valid by construction): every value must be what validation would produce (the right types,
+    tuples rather than lists, enum members), and a complete `fields` must be in the order of the model's
+    fields (its JSON follows it), which the caller guarantees and `check_trusted` verifies under test.
+    Fields left out get their defaults. It does what ``BaseModel.model_construct`` does for
+    a model without aliases, extras or private attributes, several times faster.
     """
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        shape = _SHAPES[cls] = _Shape(cls)
+    if len(fields) != shape.size:
+        fields = shape.complete(fields)
+    if _checking:
+        _check(cls, fields)
     instance = cls.__new__(cls)
     _set_attribute(instance, "__dict__", fields)
-    # Shared, not copied: a frozen model never adds to its fields set (pydantic's copies get their own), and
-    # a set of every field name per event is memory the run log would otherwise keep for each event.
-    all_fields = _ALL_FIELDS.get(cls)
-    if all_fields is None:
-        all_fields = _ALL_FIELDS[cls] = set(cls.model_fields)
-    _set_attribute(instance, "__pydantic_fields_set__", all_fields)
+    _set_attribute(instance, "__pydantic_fields_set__", shape.fields)
     _set_attribute(instance, "__pydantic_extra__", None)
     _set_attribute(instance, "__pydantic_private__", None)
     return instance
+
+
+def _check(cls: type[FrozenModel], fields: dict[str, Any]) -> None:
+    unknown = fields.keys() - cls.model_fields.keys()
+    if unknown:
+        raise TypeError(f"trusted {cls.__name__}: unknown fields {sorted(unknown)}")
+    if list(fields) != list(cls.model_fields):
+        raise TypeError(f"trusted {cls.__name__}: fields out of order {list(fields)}")
+    validated = cls.model_validate(fields)
+    changed = [name for name, value in validated.__dict__.items() if not _same(value, fields[name])]
+    if changed:
+        raise TypeError(f"trusted {cls.__name__}: validation would change {changed}")
+
+
+def _same(validated: Any, given: Any) -> bool:
+    return type(validated) is type(given) and validated == given

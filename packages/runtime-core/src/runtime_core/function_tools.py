@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError, create_model
@@ -73,12 +73,12 @@ class FunctionTool:
             parsed = self._arguments.model_validate(dict(arguments))
         except ValidationError as error:
             raise ToolExecutionError.invalid_arguments(self._spec.name, error) from None
-        kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        kwargs = dict(parsed.__dict__)  # the fields, as validated (the model has no extras)
         if self._context_param is not None:
             kwargs[self._context_param] = context
         try:
             if self._is_async:
-                result = await cast(Callable[..., Awaitable[Any]], self._func)(**kwargs)
+                result = await self._func(**kwargs)
             else:
                 result = await asyncio.to_thread(self._func, **kwargs)
         except ToolExecutionError as error:

@@ -19,6 +19,7 @@ from typing import Literal, NoReturn
 
 from pydantic import JsonValue, ValidationError
 
+from runtime_core import trusted
 from runtime_core.agents import AgentSpec, ExecutionMode
 from runtime_core.approvals import Approval, ApprovalDecision, ApprovalHandler, ApprovalResolution
 from runtime_core.budgets import BudgetLevel, BudgetState, BudgetVerdict
@@ -536,20 +537,25 @@ class Driver:
     async def _ask_model(self, recovery: bool, deadline: float | None) -> ModelResponse | None:
         """Call the model; ``None`` means it ran out of time."""
         specs = (self._completion.spec,) if recovery else self._specs
-        request = ModelRequest.model_construct(
-            model=self._model,
-            messages=tuple(self._messages),
-            tools=specs,
-            tool_choice="required" if recovery else "auto",
-            temperature=None,
-            max_output_tokens=None,
-            metadata={},
+        # Built from validated parts on every turn: no validation (see `trusted`).
+        messages = tuple(self._messages)
+        request = trusted(
+            ModelRequest,
+            {
+                "model": self._model,
+                "messages": messages,
+                "tools": specs,
+                "tool_choice": "required" if recovery else "auto",
+            },
         )
         self._recorder.add(
-            ModelRequestedPayload(
-                model=self._agent.model,
-                message_count=len(request.messages),
-                tool_names=(self._completion.spec.name,) if recovery else self._tool_names,
+            trusted(
+                ModelRequestedPayload,
+                {
+                    "model": self._agent.model,
+                    "message_count": len(messages),
+                    "tool_names": (self._completion.spec.name,) if recovery else self._tool_names,
+                },
             ),
             turn=self._turn_number,
         )
@@ -601,12 +607,15 @@ class Driver:
         if message.content:
             self._last_text = message.content
         self._recorder.add(
-            ModelRespondedPayload(
-                model=self._agent.model,
-                message=message,
-                usage=usage,
-                finish_reason=response.finish_reason,
-                latency_ms=response.latency_ms,
+            trusted(
+                ModelRespondedPayload,
+                {
+                    "model": self._agent.model,
+                    "message": message,
+                    "usage": usage,
+                    "finish_reason": response.finish_reason,
+                    "latency_ms": response.latency_ms,
+                },
             ),
             turn=number,
         )
@@ -614,7 +623,7 @@ class Driver:
         over_budget = self._settle(usage)
         calls = message.tool_calls
         for call in calls:
-            self._recorder.add(ToolCalledPayload(call=call), turn=number, tool_call_id=call.id)
+            self._recorder.add(trusted(ToolCalledPayload, {"call": call}), turn=number, tool_call_id=call.id)
         turn.tool_calls = len(calls)
         if not calls:
             reason = TerminalReason.RECOVERY_FAILED if turn.recovery else TerminalReason.NO_COMPLETION
@@ -943,17 +952,21 @@ class Driver:
     def _record_outcome(self, result: ToolResult) -> None:
         number = self._turn_number
         if result.error is None:
-            self._recorder.add(ToolFinishedPayload(result=result), turn=number, tool_call_id=result.tool_call_id)
+            finished = trusted(ToolFinishedPayload, {"result": result})
+            self._recorder.add(finished, turn=number, tool_call_id=result.tool_call_id)
         else:
             attempt = self._attempts.pop(result.tool_call_id, 1)
             failed = ToolFailedPayload(result=result, attempt=attempt)
             self._recorder.add(failed, turn=number, tool_call_id=result.tool_call_id)
         self._add_message(
-            ToolResultMessage(
-                tool_call_id=result.tool_call_id,
-                tool_name=result.tool_name,
-                content=result.content,
-                is_error=result.error is not None,
+            trusted(
+                ToolResultMessage,
+                {
+                    "tool_call_id": result.tool_call_id,
+                    "tool_name": result.tool_name,
+                    "content": result.content,
+                    "is_error": result.error is not None,
+                },
             )
         )
 
@@ -979,10 +992,25 @@ class Driver:
             return CheckpointSnapshot(
                 run_id=self._run.id, turn=turn.number, parent_turn=parent, status=status, created_at=now, state=state
             )
-        variables = self._variables()
-        delta = TurnDelta(messages=tuple(turn.messages), usage=turn.usage, budget=self._budget, variables=variables)
-        return CheckpointDelta(
-            run_id=self._run.id, turn=turn.number, parent_turn=parent, status=status, created_at=now, delta=delta
+        delta = trusted(
+            TurnDelta,
+            {
+                "messages": tuple(turn.messages),
+                "usage": turn.usage,
+                "budget": self._budget,
+                "variables": self._variables(),
+            },
+        )
+        return trusted(
+            CheckpointDelta,
+            {
+                "run_id": self._run.id,
+                "turn": turn.number,
+                "parent_turn": parent,
+                "status": status,
+                "created_at": now,
+                "delta": delta,
+            },
         )
 
     async def _commit_turn(
@@ -992,12 +1020,12 @@ class Driver:
         turn = self._turn
         assert turn is not None
         checkpoint = self._checkpoint(status)
-        self._recorder.add(
-            CheckpointSavedPayload(
-                kind=checkpoint.kind, parent_turn=checkpoint.parent_turn, final=status is CheckpointStatus.FINAL
-            ),
-            turn=turn.number,
-        )
+        saved = {
+            "kind": checkpoint.kind,
+            "parent_turn": checkpoint.parent_turn,
+            "final": status is CheckpointStatus.FINAL,
+        }
+        self._recorder.add(trusted(CheckpointSavedPayload, saved), turn=turn.number)
         for payload in terminal:
             self._recorder.add(payload, turn=turn.number)
         await self._recorder.commit(checkpoint)
@@ -1009,14 +1037,9 @@ class Driver:
         assert turn is not None
         if self._budget is not None:
             self._budget = self._budget.count(turns=1, tool_calls=turn.executed)
-        self._recorder.add(
-            TurnFinishedPayload(
-                usage=turn.usage,
-                tool_calls=turn.tool_calls,
-                duration_ms=(self._config.clock.monotonic() - turn.started) * 1000.0,
-            ),
-            turn=turn.number,
-        )
+        duration_ms = (self._config.clock.monotonic() - turn.started) * 1000.0
+        finished = {"usage": turn.usage, "tool_calls": turn.tool_calls, "duration_ms": duration_ms}
+        self._recorder.add(trusted(TurnFinishedPayload, finished), turn=turn.number)
         await self._commit_turn(CheckpointStatus.FINAL, *terminal)
         self._turn = None
 

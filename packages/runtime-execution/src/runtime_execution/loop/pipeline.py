@@ -27,6 +27,7 @@ from pathlib import Path
 from pydantic import JsonValue
 from pydantic_core import to_jsonable_python
 
+from runtime_core import trusted
 from runtime_core.exceptions import ToolExecutionError
 from runtime_core.pipeline import RateLimiter, ToolResultCache
 from runtime_core.policy import PolicyContext, PolicyDecision, PolicyEngine, PolicyOutcome
@@ -282,9 +283,10 @@ class ToolPipeline:
 def _plain_result(call: ToolCall, data: JsonValue, content: str, duration_ms: float) -> ToolResult:
     # A text result is its content: keeping it in `data` too would store (and replay) it twice.
     structured = None if isinstance(data, str) else data
-    return ToolResult(
-        tool_call_id=call.id, tool_name=call.name, content=content, data=structured, duration_ms=duration_ms
-    )
+    fields = {"tool_call_id": call.id, "tool_name": call.name, "content": content, "duration_ms": duration_ms}
+    if structured is not None:
+        fields["data"] = structured
+    return trusted(ToolResult, fields)
 
 
 def _unknown(name: str, tools: ToolRegistry) -> tuple[ToolErrorCode, str]:
