@@ -54,6 +54,15 @@ def _is(value: object, json_type: str) -> bool:
     return isinstance(value, kinds)
 
 
+def _plain_kinds(accepted: list[str] | None) -> tuple[type, ...] | None:
+    """The Python types of `accepted` if one isinstance check decides it (no number type, all known)."""
+    if accepted is None or any(
+        json_type not in _JSON_TYPES or json_type in ("integer", "number") for json_type in accepted
+    ):
+        return None
+    return tuple(kind for json_type in accepted for kind in _JSON_TYPES[json_type])
+
+
 def _same_json(a: object, b: object) -> bool:
     """JSON equality: ``True`` is not ``1``, though ``1`` is ``1.0``."""
     return a == b and isinstance(a, bool) == isinstance(b, bool)
@@ -71,11 +80,14 @@ class _Check:
         self.required: tuple[str, ...] = tuple(required) if isinstance(required, list) else ()
         self.closed = schema.get("additionalProperties") is False
         self.names = frozenset(properties)
-        self.properties: dict[str, tuple[list[str] | None, list[Any] | None]] = {}
+        # Per property: the accepted JSON types, the Python types that settle them with one isinstance
+        # (when no accepted type is a number, whose bool and float cases `_is` handles), and the enum.
+        self.properties: dict[str, tuple[list[str] | None, tuple[type, ...] | None, list[Any] | None]] = {}
         for name, prop in properties.items():
             if isinstance(prop, Mapping):
+                accepted = _accepted_types(prop)
                 enum = prop.get("enum")
-                self.properties[name] = (_accepted_types(prop), enum if isinstance(enum, list) else None)
+                self.properties[name] = (accepted, _plain_kinds(accepted), enum if isinstance(enum, list) else None)
 
     def problems(self, arguments: Mapping[str, Any]) -> list[str]:
         problems = [f"missing required argument {name!r}" for name in self.required if name not in arguments]
@@ -87,8 +99,13 @@ class _Check:
             rule = self.properties.get(name)
             if rule is None:
                 continue
-            accepted, enum = rule
-            if accepted is not None and not any(_is(value, json_type) for json_type in accepted):
+            accepted, kinds, enum = rule
+            if kinds is not None:
+                if not isinstance(value, kinds):
+                    problems.append(
+                        f"argument {name!r} must be {' or '.join(accepted or ())}, got {type(value).__name__}"
+                    )
+            elif accepted is not None and not any(_is(value, json_type) for json_type in accepted):
                 problems.append(f"argument {name!r} must be {' or '.join(accepted)}, got {type(value).__name__}")
             if enum is not None and not any(_same_json(value, option) for option in enum):
                 problems.append(f"argument {name!r} must be one of {enum}, got {value!r}")

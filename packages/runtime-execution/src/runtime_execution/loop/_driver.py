@@ -753,8 +753,8 @@ class Driver:
         specs = [item.spec for item in screened]
         groups = (
             plan_groups(runnable, specs, resources=self._config.resources)
-            if self._agent.mode is ExecutionMode.BATCH
-            else [[0]]
+            if len(runnable) > 1 and self._agent.mode is ExecutionMode.BATCH
+            else [[0]]  # one call, or interactive mode (which runs one): a single group
         )
         for group in groups:
             await self._run_group([screened[index] for index in group])
