@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -20,6 +24,8 @@ from runtime_telemetry import attributes as attr
 
 from .conftest import Telemetry
 from .runlog import RunLog, call, ns
+
+ROOT = Path(__file__).parents[2]
 
 
 def scripted_run() -> RunLog:
@@ -350,10 +356,75 @@ def test_a_non_recording_run_starts_no_child_span_but_metrics_go_on() -> None:
 def test_default_providers_are_the_global_ones_and_stay_untouched() -> None:
     before = trace.get_tracer_provider()
     bridge = TelemetryBridge()
-    bridge.emit(scripted_run().events)
+    log = scripted_run()
+    bridge.emit(log.events[:3])
     assert trace.get_tracer_provider() is before
+    assert bridge.open_runs == 1
+    bridge.emit(log.events[3:])
+    assert bridge.open_runs == 0
+    # No SDK anywhere: nothing records the run, so the bridge counts nothing of it either.
+    assert not bridge.metrics.recording
+    assert bridge.metrics.turns.value("writer", False) == 0
+    assert bridge.metrics.active_runs.value("writer") == 0
+
+
+def test_a_run_with_spans_but_no_meter_still_counts() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    bridge = TelemetryBridge(provider, NoOpMeterProvider())
+    bridge.emit(scripted_run().events)
+    assert len(exporter.get_finished_spans()) == 8
+    assert not bridge.metrics.recording
     assert bridge.metrics.turns.value("writer", False) == 2
     assert bridge.metrics.tool_calls.value("writer", "shell:run", "error") == 1
+    assert bridge.metrics.active_runs.value("writer") == 0
+
+
+def test_an_sdk_installed_globally_later_records_the_runs_that_start_after_it() -> None:
+    script = """
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from runtime_telemetry import TelemetryBridge
+from tests.telemetry.runlog import RunLog
+
+def run(run_id):
+    log = RunLog(run_id)
+    log.started()
+    log.turn_start()
+    log.model_call(5, 1)
+    log.turn_end(5, 1, 0)
+    log.completed()
+    return log.events
+
+bridge = TelemetryBridge()
+before, during = run("before"), run("during")
+bridge.emit(before[:2])
+bridge.emit(during[:2])  # started before the SDK: stays unrecorded to its end
+exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+tracer_provider = TracerProvider()
+tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(tracer_provider)
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+bridge.emit(before[2:])
+bridge.emit(run("after"))
+bridge.emit(during[2:])
+spans = {span.attributes["agent_runtime.run_id"] for span in exporter.get_finished_spans()}
+assert spans == {"after"}, spans
+assert bridge.metrics.recording
+assert bridge.metrics.turns.value("writer", False) == 1
+assert bridge.open_runs == 0
+print("ok")
+"""
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "ok"
 
 
 def test_close_ends_open_spans_and_eviction_bounds_open_runs(telemetry: Telemetry) -> None:
@@ -385,7 +456,7 @@ def test_a_failing_handler_is_logged_and_the_other_events_still_count(
 ) -> None:
     from runtime_core.events import EventType
 
-    def broken(event: object) -> None:
+    def broken(run: object, event: object) -> None:
         raise RuntimeError("bug")
 
     monkeypatch.setitem(telemetry.bridge._handlers, EventType.TURN_STARTED, broken)

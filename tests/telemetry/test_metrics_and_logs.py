@@ -7,6 +7,7 @@ import json
 import logging
 from pathlib import Path
 
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -77,6 +78,12 @@ def test_tallies_report_cumulative_totals_per_attribute_set() -> None:
     assert again == {"success": 3, "error": 2}
     assert metrics.tool_calls.value("a", "t", "error") == 2
     assert metrics.tool_calls.value("a", "t", "denied") == 0
+
+
+def test_only_an_sdk_meter_provider_records() -> None:
+    assert RuntimeMetrics(MeterProvider()).recording
+    assert not RuntimeMetrics(NoOpMeterProvider()).recording
+    assert not RuntimeMetrics().recording  # the global proxy, and no test installs a global SDK
 
 
 def test_queue_depth_is_read_at_collection_and_can_be_unwatched() -> None:

@@ -14,9 +14,16 @@ Every span and span event uses the ``ts`` of the run-log events it stands for, c
 the ``seq`` of the event that opened it, so a trace and the run log join exactly. A child run delegated
 from a tool call nests under that tool's span (when this process saw the ``subagent.spawned``).
 
-The bridge checks once per run whether the run span records: when it does not (no SDK, or a sampler
-dropped the trace), no child span is started and no span attribute is built for that run. Metrics are
-recorded whatever the tracing, through instruments created once, with attribute sets cached by key.
+Model and tool call spans are started when their call ends, with the start time and parent of the event
+that opened them and all their attributes at once: the SDK validates attributes on every call that sets
+them, so one pass costs less than two, and the exported span is the same. A tool span that an event
+must go on first (a policy decision, an approval, a child run nesting under it) is started then.
+
+The bridge decides once per run, when the run opens, what records it: whether its run span records (no
+SDK, or a sampler dropped the trace: then no child span is started and no span attribute is built) and
+whether the meter provider does (`RuntimeMetrics.recording`). A run of which neither records costs a
+dictionary lookup per boundary: the bridge only watches for its end, and counts nothing of it. Metrics
+are recorded through instruments created once, with attribute sets cached by key.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from operator import attrgetter
 from typing import Final
 
 from opentelemetry import context as otel_context
@@ -55,6 +64,7 @@ from runtime_core.events import (
     TurnStartedPayload,
 )
 from runtime_core.policy import PolicyOutcome
+from runtime_core.providers import FinishReason
 from runtime_telemetry import attributes as attr
 from runtime_telemetry._scope import SCOPE_NAME, SCOPE_VERSION
 from runtime_telemetry.metrics import RuntimeMetrics
@@ -65,9 +75,14 @@ _log = logging.getLogger("runtime_telemetry.bridge")
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
+_TYPE: Final = attrgetter("type")
+_RUN_ENDS: Final = frozenset({EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED})
+_FINISH_REASONS: Final = {reason: (reason.value,) for reason in FinishReason}
 _Attributes = Mapping[str, AttributeValue]
 # Input tokens, output tokens, and the call itself (duration).
 _ModelAttributes = tuple[_Attributes, _Attributes, _Attributes]
+# A call span's name and the attributes every call of that model or tool in a run shares.
+_CallBase = tuple[str, dict[str, AttributeValue]]
 
 
 def _ns(ts: datetime) -> int:
@@ -75,10 +90,23 @@ def _ns(ts: datetime) -> int:
     return (ts - _EPOCH) // _MICROSECOND * 1000
 
 
+@lru_cache(maxsize=256)  # a process sees a handful of model names, each on every model call
 def _split_model(model: str) -> tuple[str, str]:
     """``"openai:gpt-4.1"`` → ``("openai", "gpt-4.1")``; a name without a provider keeps ``""``."""
     provider, colon, name = model.partition(":")
     return (provider, name) if colon else ("", model)
+
+
+class _Deferred:
+    """A model or tool call span not started yet: what starting it takes (see the module docstring)."""
+
+    __slots__ = ("attributes", "kind", "name", "start")
+
+    def __init__(self, name: str, kind: SpanKind, attributes: dict[str, AttributeValue], start: int) -> None:
+        self.name = name
+        self.kind = kind
+        self.attributes = attributes
+        self.start = start
 
 
 class _Run:
@@ -88,6 +116,7 @@ class _Run:
         "agent",
         "approvals",
         "chat",
+        "chat_bases",
         "chat_model",
         "chat_ts",
         "context",
@@ -95,28 +124,31 @@ class _Run:
         "denied",
         "input_tokens",
         "output_tokens",
+        "quiet",
         "recording",
         "recovery",
         "run_id",
         "span",
         "success_keys",
+        "tool_bases",
         "tool_calls",
         "tools",
         "turn_keys",
         "turns",
     )
 
-    def __init__(self, run_id: str, agent: str, span: Span) -> None:
+    def __init__(self, run_id: str, agent: str, span: Span, *, metering: bool) -> None:
         self.run_id = run_id
         self.agent = agent
         self.span = span
         self.recording = span.is_recording()
+        self.quiet = not self.recording and not metering
         self.context = trace.set_span_in_context(span) if self.recording else None
         self.recovery = False
-        self.chat: Span | None = None
+        self.chat: _Deferred | None = None
         self.chat_model = ""
         self.chat_ts: datetime | None = None
-        self.tools: dict[str, Span] = {}
+        self.tools: dict[str, Span | _Deferred] = {}
         self.denied: set[str] = set()
         self.approvals: dict[str, str] = {}
         self.input_tokens = 0
@@ -124,9 +156,11 @@ class _Run:
         self.cost_usd = 0.0
         self.turns = 0
         self.tool_calls = 0
-        # Tally keys built once per run: the hot path then allocates nothing.
+        # Keys and attributes built once per run (or per model and tool): the hot path only copies them.
         self.turn_keys = ((agent, False), (agent, True))
         self.success_keys: dict[str, tuple[str, str, str]] = {}
+        self.chat_bases: dict[str, _CallBase] = {}
+        self.tool_bases: dict[str, _CallBase] = {}
 
 
 class TelemetryBridge:
@@ -165,7 +199,8 @@ class TelemetryBridge:
         self._parents: dict[str, otel_context.Context] = {}
         self._model_metric_attrs: dict[str, _ModelAttributes] = {}
         self._lock = threading.Lock()  # the bus may deliver from several threads
-        self._handlers: dict[EventType, Callable[[Event], None]] = {
+        # The handlers of the events of an open run (emit opens runs, on their first event but an end).
+        self._handlers: dict[EventType, Callable[[_Run, Event], None]] = {
             EventType.RUN_CREATED: self._run_created,
             EventType.RUN_STARTED: self._run_started,
             EventType.TURN_STARTED: self._turn_started,
@@ -199,7 +234,7 @@ class TelemetryBridge:
 
     @property
     def open_runs(self) -> int:
-        """Runs whose run span is open."""
+        """Runs opened and not yet ended (whether or not anything records them)."""
         return len(self._runs)
 
     # -- EventSink ----------------------------------------------------------------------------------------
@@ -208,18 +243,35 @@ class TelemetryBridge:
         """Record the events of one committed boundary (in ``seq`` order).
 
         Args:
-            events: The boundary's recorded events.
+            events: The boundary's recorded events, all of one run.
         """
+        runs = self._runs
+        if events:
+            run = runs.get(events[0].run_id)
+            if run is not None and run.quiet and _RUN_ENDS.isdisjoint(map(_TYPE, events)):
+                return  # nothing records this run: only its end matters
         handlers = self._handlers
         with self._lock:
             for event in events:
-                handler = handlers.get(event.type)
+                kind = event.type
+                handler = handlers.get(kind)
                 if handler is None:
                     continue  # checkpoint.saved, budget.debited, routing...: nothing to measure
                 try:
-                    handler(event)
+                    run = runs.get(event.run_id)
+                    if run is None:
+                        if kind in _RUN_ENDS:
+                            continue  # never seen running here: nothing open, nothing active to count down
+                        run = self._open(event)  # a bus that joined late opens the run on any event
+                        if run.quiet or kind is EventType.RUN_CREATED or kind is EventType.RUN_STARTED:
+                            continue
+                    elif run.quiet:
+                        if kind in _RUN_ENDS:
+                            del runs[event.run_id]
+                        continue
+                    handler(run, event)
                 except Exception:  # telemetry must never break a run; the event is in the log anyway
-                    _log.exception("telemetry bridge failed on event %s (%s)", event.id, event.type.value)
+                    _log.exception("telemetry bridge failed on event %s (%s)", event.id, kind.value)
 
     def on_bus_event(self, bus_event: object) -> None:
         """Record a run-log event delivered by the event bus (a synchronous bus handler).
@@ -242,15 +294,50 @@ class TelemetryBridge:
             self._runs.clear()
             self._parents.clear()
 
+    # -- spans of calls -----------------------------------------------------------------------------------
+
+    def _start(self, run: _Run, span: _Deferred) -> Span:
+        return self._tracer.start_span(
+            span.name, context=run.context, kind=span.kind, attributes=span.attributes, start_time=span.start
+        )
+
+    def _tool_span(self, run: _Run, call_id: str | None) -> Span | None:
+        """The started span of tool call `call_id` (started now if deferred), to put an event on it."""
+        span = run.tools.get(call_id or "")
+        if isinstance(span, _Deferred):
+            span = run.tools[call_id or ""] = self._start(run, span)
+        return span
+
+    def _end_call(
+        self,
+        run: _Run,
+        span: Span | _Deferred,
+        attributes: dict[str, AttributeValue],
+        end: int,
+        status: Status | None = None,
+    ) -> None:
+        """End a model or tool call span with its last attributes (and status)."""
+        if isinstance(span, _Deferred):
+            span.attributes.update(attributes)
+            span = self._start(run, span)
+        else:
+            span.set_attributes(attributes)
+        if status is not None:
+            span.set_status(status)
+        span.end(end)
+
     # -- runs ---------------------------------------------------------------------------------------------
 
-    def _open(self, event: Event, *, resumed: bool, created: RunCreatedPayload | None = None) -> _Run:
+    def _open(self, event: Event) -> _Run:
+        payload = event.payload
+        created = payload if isinstance(payload, RunCreatedPayload) else None
+        resumed = isinstance(payload, RunStartedPayload) and payload.resumed
         agent = event.agent_id
         parent = self._parents.pop(event.run_id, None)
         span = self._tracer.start_span(
             f"{attr.OPERATION_INVOKE_AGENT} {agent}", context=parent, kind=SpanKind.INTERNAL, start_time=_ns(event.ts)
         )
-        run = _Run(event.run_id, agent, span)
+        run = _Run(event.run_id, agent, span, metering=self._metrics.recording)
         if run.recording:
             span.set_attributes(
                 {
@@ -267,41 +354,30 @@ class TelemetryBridge:
                 span.set_attributes({attr.GEN_AI_PROVIDER_NAME: provider, attr.GEN_AI_REQUEST_MODEL: model})
                 if created.parent_run_id is not None:
                     span.set_attribute(attr.AGENT_RUNTIME_PARENT_RUN_ID, created.parent_run_id)
-        self._metrics.active_runs.add(1, agent)
+        if not run.quiet:
+            self._metrics.active_runs.add(1, agent)
         self._runs[event.run_id] = run
         if len(self._runs) > self._max_open_runs:
             oldest = next(iter(self._runs))
             self._abandon(self._runs.pop(oldest), "evicted")
         return run
 
-    def _run(self, event: Event) -> _Run:
-        """The run of `event`, opened now if this process never saw it start (a bus joined late)."""
-        run = self._runs.get(event.run_id)
-        return run if run is not None else self._open(event, resumed=False)
+    def _run_created(self, run: _Run, event: Event) -> None:
+        """A ``run.created`` of a run already open (`emit` opens runs): nothing to add."""
 
-    def _run_created(self, event: Event) -> None:
-        payload = event.payload
-        assert isinstance(payload, RunCreatedPayload)
-        if event.run_id not in self._runs:
-            self._open(event, resumed=False, created=payload)
-
-    def _run_started(self, event: Event) -> None:
+    def _run_started(self, run: _Run, event: Event) -> None:
+        # After run.created, or a resume in the same process: one span goes on.
         payload = event.payload
         assert isinstance(payload, RunStartedPayload)
-        run = self._runs.get(event.run_id)
-        if run is None:
-            self._open(event, resumed=payload.resumed)
-        elif run.recording:  # after run.created, or a resume in the same process: one span goes on
+        if run.recording:
             run.span.add_event(
                 "run.started",
                 {attr.AGENT_RUNTIME_EVENT_SEQ: event.seq, attr.AGENT_RUNTIME_RESUMED: payload.resumed},
                 timestamp=_ns(event.ts),
             )
 
-    def _run_ended(self, event: Event) -> None:
-        run = self._runs.pop(event.run_id, None)
-        if run is None:
-            return  # never seen running here: nothing open, nothing active to count down
+    def _run_ended(self, run: _Run, event: Event) -> None:
+        del self._runs[event.run_id]
         status = event.type.value.removeprefix("run.")
         self._metrics.runs.add(1, run.agent, status)
         self._metrics.active_runs.add(-1, run.agent)
@@ -332,6 +408,8 @@ class TelemetryBridge:
 
     def _abandon(self, run: _Run, why: str) -> None:
         """End a run's spans without a terminal event (shutdown or eviction)."""
+        if run.quiet:
+            return
         self._metrics.active_runs.add(-1, run.agent)
         if run.recording:
             end = _ns(datetime.now(UTC))
@@ -339,21 +417,18 @@ class TelemetryBridge:
             run.span.set_attribute(attr.AGENT_RUNTIME_RUN_STATUS, why)
             run.span.end(end)
 
-    @staticmethod
-    def _end_children(run: _Run, end: int, why: str) -> None:
+    def _end_children(self, run: _Run, end: int, why: str) -> None:
         """End the model and tool spans still open when their run stops."""
-        unfinished = [run.chat] if run.chat is not None else []
+        unfinished: list[Span | _Deferred] = [run.chat] if run.chat is not None else []
         unfinished += run.tools.values()
+        status = Status(StatusCode.ERROR, f"unfinished: {why}")
         for span in unfinished:
-            span.set_attribute(attr.ERROR_TYPE, why)
-            span.set_status(Status(StatusCode.ERROR, f"unfinished: {why}"))
-            span.end(end)
+            self._end_call(run, span, {attr.ERROR_TYPE: why}, end, status)
         run.chat = None
         run.tools.clear()
 
-    def _span_event(self, event: Event) -> None:
+    def _span_event(self, run: _Run, event: Event) -> None:
         """Pauses, resumptions, completions and finished children: events on the run span."""
-        run = self._run(event)
         if run.recording:
             run.span.add_event(
                 event.type.value,
@@ -363,15 +438,14 @@ class TelemetryBridge:
 
     # -- turns --------------------------------------------------------------------------------------------
 
-    def _turn_started(self, event: Event) -> None:
+    def _turn_started(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, TurnStartedPayload)
-        self._run(event).recovery = payload.recovery
+        run.recovery = payload.recovery
 
-    def _recovery_started(self, event: Event) -> None:
+    def _recovery_started(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, RecoveryStartedPayload)
-        run = self._run(event)
         run.recovery = True
         if run.recording:
             run.span.add_event(
@@ -387,39 +461,36 @@ class TelemetryBridge:
                 _ns(event.ts),
             )
 
-    def _turn_finished(self, event: Event) -> None:
-        run = self._run(event)
+    def _turn_finished(self, run: _Run, event: Event) -> None:
         run.turns += 1
         self._metrics.turns.add_to(1, run.turn_keys[run.recovery])
 
     # -- model calls --------------------------------------------------------------------------------------
 
-    def _model_requested(self, event: Event) -> None:
+    def _model_requested(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, ModelRequestedPayload)
-        run = self._run(event)
         run.chat_ts = event.ts
         run.chat_model = payload.model
         if not run.recording:
             return
-        provider, model = _split_model(payload.model)
-        # Attributes given at the start are known to samplers and cost one pass of validation.
-        run.chat = self._tracer.start_span(
-            f"{attr.OPERATION_CHAT} {model}",
-            context=run.context,
-            kind=SpanKind.CLIENT,
-            attributes={
-                attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
-                attr.GEN_AI_PROVIDER_NAME: provider,
-                attr.GEN_AI_REQUEST_MODEL: model,
-                attr.AGENT_RUNTIME_RUN_ID: run.run_id,
-                attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
-                attr.AGENT_RUNTIME_TURN: event.turn,
-            },
-            start_time=_ns(event.ts),
-        )
+        base = run.chat_bases.get(payload.model)
+        if base is None:
+            provider, model = _split_model(payload.model)
+            base = run.chat_bases[payload.model] = (
+                f"{attr.OPERATION_CHAT} {model}",
+                {
+                    attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
+                    attr.GEN_AI_PROVIDER_NAME: provider,
+                    attr.GEN_AI_REQUEST_MODEL: model,
+                    attr.AGENT_RUNTIME_RUN_ID: run.run_id,
+                },
+            )
+        name, shared = base
+        attributes = {**shared, attr.AGENT_RUNTIME_EVENT_SEQ: event.seq, attr.AGENT_RUNTIME_TURN: event.turn}
         if run.recovery:
-            run.chat.set_attribute(attr.AGENT_RUNTIME_RECOVERY, True)
+            attributes[attr.AGENT_RUNTIME_RECOVERY] = True
+        run.chat = _Deferred(name, SpanKind.CLIENT, attributes, _ns(event.ts))
 
     def _model_attrs(self, model: str, error: str | None = None) -> _ModelAttributes:
         """The attribute sets of the model metrics of `model` (``"provider:model"``), built once."""
@@ -445,10 +516,9 @@ class TelemetryBridge:
             self._model_metric_attrs[model] = attributes
         return attributes
 
-    def _model_responded(self, event: Event) -> None:
+    def _model_responded(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, ModelRespondedPayload)
-        run = self._run(event)
         usage = payload.usage
         requested = run.chat_model or payload.model
         metrics = self._metrics
@@ -468,28 +538,24 @@ class TelemetryBridge:
         run.output_tokens += usage.output_tokens
         run.cost_usd += usage.cost_usd
         run.chat_ts = None
-        span = run.chat
-        if span is None:
+        chat = run.chat
+        if chat is None:
             return
         run.chat = None
-        span.set_attributes(
-            {
-                attr.GEN_AI_RESPONSE_MODEL: _split_model(payload.model)[1],
-                attr.GEN_AI_RESPONSE_FINISH_REASONS: (payload.finish_reason.value,),
-                attr.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
-                attr.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
-                attr.AGENT_RUNTIME_COST_USD: usage.cost_usd,
-            }
-        )
+        attributes = chat.attributes
+        attributes[attr.GEN_AI_RESPONSE_MODEL] = _split_model(payload.model)[1]
+        attributes[attr.GEN_AI_RESPONSE_FINISH_REASONS] = _FINISH_REASONS[payload.finish_reason]
+        attributes[attr.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
+        attributes[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+        attributes[attr.AGENT_RUNTIME_COST_USD] = usage.cost_usd
         if usage.cached_input_tokens:
-            span.set_attribute(attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cached_input_tokens)
-        span.end(_ns(event.ts))
+            attributes[attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input_tokens
+        self._start(run, chat).end(_ns(event.ts))
 
-    def _error(self, event: Event) -> None:
+    def _error(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, ErrorPayload)
         self._metrics.errors.add(1, payload.code)
-        run = self._run(event)
         if run.chat_ts is not None:  # a model call without a reply: this error is the call's
             seconds = (event.ts - run.chat_ts).total_seconds()
             self._metrics.operation_duration.record(seconds, self._model_attrs(run.chat_model, payload.code)[2])
@@ -508,50 +574,57 @@ class TelemetryBridge:
             end,
         )
         if run.chat is not None:
-            run.chat.set_attribute(attr.ERROR_TYPE, payload.code)
-            run.chat.set_status(Status(StatusCode.ERROR, payload.message))
-            run.chat.end(end)
+            self._end_call(
+                run, run.chat, {attr.ERROR_TYPE: payload.code}, end, Status(StatusCode.ERROR, payload.message)
+            )
             run.chat = None
 
     # -- tool calls ---------------------------------------------------------------------------------------
 
-    def _tool_called(self, event: Event) -> None:
+    def _tool_called(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, ToolCalledPayload)
-        run = self._run(event)
         run.tool_calls += 1
         if not run.recording:
             return
         call = payload.call
-        span = self._tracer.start_span(
-            f"{attr.OPERATION_EXECUTE_TOOL} {call.name}",
-            context=run.context,
-            attributes={
-                attr.GEN_AI_OPERATION_NAME: attr.OPERATION_EXECUTE_TOOL,
-                attr.GEN_AI_TOOL_NAME: call.name,
-                attr.GEN_AI_TOOL_CALL_ID: call.id,
-                attr.AGENT_RUNTIME_RUN_ID: run.run_id,
-                attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
-                attr.AGENT_RUNTIME_TURN: event.turn,
-            },
-            start_time=_ns(event.ts),
-        )
-        run.tools[call.id] = span
+        base = run.tool_bases.get(call.name)
+        if base is None:
+            base = run.tool_bases[call.name] = (
+                f"{attr.OPERATION_EXECUTE_TOOL} {call.name}",
+                {
+                    attr.GEN_AI_OPERATION_NAME: attr.OPERATION_EXECUTE_TOOL,
+                    attr.GEN_AI_TOOL_NAME: call.name,
+                    attr.AGENT_RUNTIME_RUN_ID: run.run_id,
+                },
+            )
+        name, shared = base
+        attributes = {
+            **shared,
+            attr.GEN_AI_TOOL_CALL_ID: call.id,
+            attr.AGENT_RUNTIME_EVENT_SEQ: event.seq,
+            attr.AGENT_RUNTIME_TURN: event.turn,
+        }
+        run.tools[call.id] = _Deferred(name, SpanKind.INTERNAL, attributes, _ns(event.ts))
 
-    def _tool_started(self, event: Event) -> None:
+    def _tool_started(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, ToolStartedPayload)
-        run = self._run(event)
-        span = run.tools.get(event.tool_call_id or "") if run.recording else None
-        if span is not None:
-            span.set_attributes(
-                {attr.AGENT_RUNTIME_TOOL_EFFECT: payload.effect.value, attr.AGENT_RUNTIME_TOOL_ATTEMPT: payload.attempt}
-            )
+        span = run.tools.get(event.tool_call_id or "")
+        if span is None:
+            return
+        attributes = {
+            attr.AGENT_RUNTIME_TOOL_EFFECT: payload.effect.value,
+            attr.AGENT_RUNTIME_TOOL_ATTEMPT: payload.attempt,
+        }
+        if isinstance(span, _Deferred):
+            span.attributes.update(attributes)
+        else:
+            span.set_attributes(attributes)
 
-    def _tool_finished(self, event: Event) -> None:
+    def _tool_finished(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, ToolFinishedPayload)
-        run = self._run(event)
         result = payload.result
         key = run.success_keys.get(result.tool_name)
         if key is None:
@@ -559,21 +632,20 @@ class TelemetryBridge:
         self._metrics.tool_calls.add_to(1, key)
         if result.cached:
             self._metrics.cache_hits.add(1, "tool_result", result.tool_name)
-        span = run.tools.pop(result.tool_call_id, None) if run.recording else None
+        span = run.tools.pop(result.tool_call_id, None)
         if span is not None:
-            span.set_attribute(attr.AGENT_RUNTIME_TOOL_OUTCOME, attr.TOOL_OUTCOME_SUCCESS)
+            attributes: dict[str, AttributeValue] = {attr.AGENT_RUNTIME_TOOL_OUTCOME: attr.TOOL_OUTCOME_SUCCESS}
             if result.cached:
-                span.set_attribute(attr.AGENT_RUNTIME_TOOL_CACHED, True)
-            span.end(_ns(event.ts))
+                attributes[attr.AGENT_RUNTIME_TOOL_CACHED] = True
+            self._end_call(run, span, attributes, _ns(event.ts))
 
-    def _tool_failed(self, event: Event) -> None:
+    def _tool_failed(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, ToolFailedPayload)
-        run = self._run(event)
         result = payload.result
         code = payload.error.code.value
         if payload.will_retry:  # not the call's end: the next attempt follows
-            span = run.tools.get(result.tool_call_id) if run.recording else None
+            span = self._tool_span(run, result.tool_call_id)
             if span is not None:
                 span.add_event(
                     "tool.attempt_failed",
@@ -590,28 +662,29 @@ class TelemetryBridge:
             run.denied.discard(result.tool_call_id)
         outcome = attr.TOOL_OUTCOME_DENIED if denied else attr.TOOL_OUTCOME_ERROR
         self._metrics.tool_calls.add(1, run.agent, result.tool_name, outcome)
-        span = run.tools.pop(result.tool_call_id, None) if run.recording else None
-        if span is not None:
-            span.set_attributes(
+        ended = run.tools.pop(result.tool_call_id, None)
+        if ended is not None:
+            self._end_call(
+                run,
+                ended,
                 {
                     attr.AGENT_RUNTIME_TOOL_OUTCOME: outcome,
                     attr.ERROR_TYPE: code,
                     attr.AGENT_RUNTIME_TOOL_ATTEMPT: payload.attempt,
-                }
+                },
+                _ns(event.ts),
+                Status(StatusCode.ERROR, payload.error.message),
             )
-            span.set_status(Status(StatusCode.ERROR, payload.error.message))
-            span.end(_ns(event.ts))
 
-    def _policy_decided(self, event: Event) -> None:
+    def _policy_decided(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, PolicyDecidedPayload)
-        run = self._run(event)
         decision = payload.decision
         if decision.policy_decision is PolicyOutcome.DENY:
             if event.tool_call_id is not None:
                 run.denied.add(event.tool_call_id)
             self._metrics.policy_denials.add(1, run.agent, payload.tool_name)
-        span = run.tools.get(event.tool_call_id or "") if run.recording else None
+        span = self._tool_span(run, event.tool_call_id)
         if span is not None:
             span.add_event(
                 event.type.value,
@@ -623,13 +696,12 @@ class TelemetryBridge:
                 _ns(event.ts),
             )
 
-    def _approval_requested(self, event: Event) -> None:
+    def _approval_requested(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, ApprovalRequestedPayload)
-        run = self._run(event)
         run.approvals[payload.approval_id] = payload.call.id
         self._metrics.approvals_requested.add(1, run.agent, payload.call.name)
-        span = run.tools.get(payload.call.id) if run.recording else None
+        span = self._tool_span(run, payload.call.id)
         if span is not None:
             span.add_event(
                 event.type.value,
@@ -637,10 +709,9 @@ class TelemetryBridge:
                 _ns(event.ts),
             )
 
-    def _approval_resolved(self, event: Event) -> None:
+    def _approval_resolved(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, ApprovalResolvedPayload)
-        run = self._run(event)
         decision = payload.decision.value
         expired = payload.expired
         self._metrics.approvals_resolved.add(1, run.agent, decision, expired)
@@ -649,7 +720,7 @@ class TelemetryBridge:
             return
         if decision == "deny":
             run.denied.add(call_id)
-        span = run.tools.get(call_id) if run.recording else None
+        span = self._tool_span(run, call_id)
         if span is not None:
             span.add_event(
                 event.type.value,
@@ -664,10 +735,9 @@ class TelemetryBridge:
 
     # -- context and delegation ---------------------------------------------------------------------------
 
-    def _context_compacted(self, event: Event) -> None:
+    def _context_compacted(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, ContextCompactedPayload)
-        run = self._run(event)
         saved = max(0, payload.tokens_before - payload.tokens_after)
         self._metrics.compactions.add(1, run.agent, payload.strategy)
         self._metrics.compaction_tokens_saved.add(saved, run.agent, payload.strategy)
@@ -683,13 +753,12 @@ class TelemetryBridge:
                 _ns(event.ts),
             )
 
-    def _subagent_spawned(self, event: Event) -> None:
+    def _subagent_spawned(self, run: _Run, event: Event) -> None:
         payload = event.payload
         assert isinstance(payload, SubagentSpawnedPayload)
-        run = self._run(event)
         if not run.recording:
             return
-        tool_span = run.tools.get(event.tool_call_id or "")
+        tool_span = self._tool_span(run, event.tool_call_id)
         parent = trace.set_span_in_context(tool_span) if tool_span is not None else run.context
         if parent is not None:
             self._parents[payload.child_run_id] = parent

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Final
 
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, NoOpMeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
 
 from runtime_telemetry import attributes as attr
@@ -197,7 +197,8 @@ class Tally:
     """A counter kept as plain cumulative numbers and reported by an observable instrument.
 
     ``add`` updates a dictionary under a lock (well under a microsecond); the SDK reads the totals when
-    it collects (a Prometheus scrape, an export interval). Without an SDK nothing ever reads them.
+    it collects (a Prometheus scrape, an export interval). Without an SDK nothing reads them, and the
+    bridge does not count the runs of which nothing records (see `RuntimeMetrics.recording`).
 
     Args:
         definition: The catalogue entry; its ``attributes`` name the values passed to `add`, in order.
@@ -262,7 +263,11 @@ class RuntimeMetrics:
     """
 
     def __init__(self, meter_provider: MeterProvider | None = None) -> None:
-        meter = metrics.get_meter(SCOPE_NAME, SCOPE_VERSION, meter_provider)
+        provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        self._provider = provider
+        # The API's own providers (its no-op one, its global proxy) are the only ones defined in its package.
+        self._api_provider = f"{type(provider).__module__}.".startswith("opentelemetry.metrics.")
+        meter = provider.get_meter(SCOPE_NAME, SCOPE_VERSION)
         self.token_usage = _histogram(meter, TOKEN_USAGE)
         """``gen_ai.client.token.usage``."""
         self.operation_duration = _histogram(meter, OPERATION_DURATION)
@@ -296,6 +301,18 @@ class RuntimeMetrics:
         meter.create_observable_gauge(
             QUEUE_DEPTH.name, [self._observe_queues], QUEUE_DEPTH.unit, QUEUE_DEPTH.description
         )
+
+    @property
+    def recording(self) -> bool:
+        """Whether measurements reach a meter provider that records them, as of now.
+
+        False while the meter provider is the OpenTelemetry API's own: its no-op provider, or the global
+        proxy before an application installs an SDK (``metrics.set_meter_provider``; from then on the
+        proxy's instruments delegate to it, and this is True). The bridge asks once per run.
+        """
+        if not self._api_provider:
+            return True
+        return not isinstance(self._provider, NoOpMeterProvider) and metrics.get_meter_provider() is not self._provider
 
     def watch_queue(self, name: str, depth: Callable[[], int]) -> Callable[[], None]:
         """Report the depth of a work queue as ``agent_runtime.queue.depth{agent_runtime.queue.name=name}``.
