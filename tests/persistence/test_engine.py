@@ -29,7 +29,7 @@ def _pragmas(url: str, **options: Any) -> dict[str, Any]:
         with engine.connect() as connection:
             return {
                 name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout", "wal_autocheckpoint")
             }
     finally:
         engine.dispose()
@@ -37,7 +37,13 @@ def _pragmas(url: str, **options: Any) -> dict[str, Any]:
 
 def test_sqlite_defaults_are_durable(tmp_path: Path) -> None:
     pragmas = _pragmas(f"sqlite:///{tmp_path / 'a.db'}")
-    assert pragmas == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 5000}
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 2,
+        "foreign_keys": 1,
+        "busy_timeout": 5000,
+        "wal_autocheckpoint": 500,
+    }
 
 
 @pytest.mark.parametrize(("level", "value"), [("OFF", 0), ("normal", 1), ("FULL", 2), ("EXTRA", 3)])
