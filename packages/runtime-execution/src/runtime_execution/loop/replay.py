@@ -9,7 +9,7 @@ an approval request, a tool outcome, the end of the run) that is not what the lo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue
@@ -79,36 +79,72 @@ class ReplayReport(BaseModel):
     divergence: Divergence | None = None
 
 
-def _decision(event: Event) -> tuple[str, dict[str, JsonValue]] | None:
-    payload = event.payload
-    if isinstance(payload, ToolCalledPayload):
-        return "tool.called", {"name": payload.call.name, "arguments": payload.call.arguments}
-    if isinstance(payload, PolicyDecidedPayload):
-        decision = payload.decision
-        return "policy.decided", {
-            "tool": payload.tool_name,
-            "decision": decision.policy_decision.value,
-            "rule": decision.policy_rule_id,
-        }
-    if isinstance(payload, ApprovalRequestedPayload):
-        return "approval.requested", {"tool": payload.call.name, "reason": payload.reason_code}
-    if isinstance(payload, ApprovalResolvedPayload):
-        return "approval.resolved", {"decision": payload.decision.value}
-    if isinstance(payload, ToolFinishedPayload):
-        return "tool.outcome", {"tool": payload.result.tool_name, "error": None}
-    if isinstance(payload, ToolFailedPayload):
-        if payload.will_retry:
-            return None
-        return "tool.outcome", {"tool": payload.result.tool_name, "error": payload.error.code.value}
-    if isinstance(payload, RecoveryStartedPayload):
-        return "recovery.started", {"trigger": payload.trigger}
-    if isinstance(payload, CompletionRecordedPayload):
-        return "completion.recorded", {"summary": payload.summary}
-    if isinstance(payload, RunCompletedPayload):
-        return "run.completed", {}
-    if isinstance(payload, RunFailedPayload):
-        return "run.failed", {"reason": payload.reason}
-    return None
+_Found = tuple[str, dict[str, JsonValue]]
+
+
+def _tool_called(payload: ToolCalledPayload) -> _Found:
+    return "tool.called", {"name": payload.call.name, "arguments": payload.call.arguments}
+
+
+def _policy_decided(payload: PolicyDecidedPayload) -> _Found:
+    decision = payload.decision
+    return "policy.decided", {
+        "tool": payload.tool_name,
+        "decision": decision.policy_decision.value,
+        "rule": decision.policy_rule_id,
+    }
+
+
+def _approval_requested(payload: ApprovalRequestedPayload) -> _Found:
+    return "approval.requested", {"tool": payload.call.name, "reason": payload.reason_code}
+
+
+def _approval_resolved(payload: ApprovalResolvedPayload) -> _Found:
+    return "approval.resolved", {"decision": payload.decision.value}
+
+
+def _tool_finished(payload: ToolFinishedPayload) -> _Found:
+    return "tool.outcome", {"tool": payload.result.tool_name, "error": None}
+
+
+def _tool_failed(payload: ToolFailedPayload) -> _Found | None:
+    if payload.will_retry:
+        return None
+    return "tool.outcome", {"tool": payload.result.tool_name, "error": payload.error.code.value}
+
+
+def _recovery_started(payload: RecoveryStartedPayload) -> _Found:
+    return "recovery.started", {"trigger": payload.trigger}
+
+
+def _completion_recorded(payload: CompletionRecordedPayload) -> _Found:
+    return "completion.recorded", {"summary": payload.summary}
+
+
+def _run_completed(payload: RunCompletedPayload) -> _Found:
+    return "run.completed", {}
+
+
+def _run_failed(payload: RunFailedPayload) -> _Found:
+    return "run.failed", {"reason": payload.reason}
+
+
+_DECISIONS: dict[type[BaseModel], Callable[[Any], _Found | None]] = {
+    ToolCalledPayload: _tool_called,
+    PolicyDecidedPayload: _policy_decided,
+    ApprovalRequestedPayload: _approval_requested,
+    ApprovalResolvedPayload: _approval_resolved,
+    ToolFinishedPayload: _tool_finished,
+    ToolFailedPayload: _tool_failed,
+    RecoveryStartedPayload: _recovery_started,
+    CompletionRecordedPayload: _completion_recorded,
+    RunCompletedPayload: _run_completed,
+    RunFailedPayload: _run_failed,
+}
+"""What replay compares of each payload class that records a decision (one dict lookup skips every other event,
+most of a log); a ``tool.failed`` that will be retried is not one."""
+_OUTCOME_TYPES = frozenset({EventType.TOOL_FINISHED, EventType.TOOL_FAILED})
+_APPROVAL_TYPES = frozenset({EventType.APPROVAL_REQUESTED, EventType.APPROVAL_RESOLVED})
 
 
 class ResumeRepeats:
@@ -142,9 +178,10 @@ def decisions(events: Sequence[Event]) -> list[Decision]:
     repeats = ResumeRepeats()
     found: list[Decision] = []
     for event in events:
-        if repeats.is_repeat(event):
+        extract = _DECISIONS.get(type(event.payload))
+        if extract is None or repeats.is_repeat(event):
             continue
-        decision = _decision(event)
+        decision = extract(event.payload)
         if decision is not None:
             found.append(Decision(turn=event.turn, kind=decision[0], detail=decision[1], seq=event.seq))
     return found
@@ -200,12 +237,13 @@ class ReplayedApprovals:
     """An approval handler that gives the recorded answers again (and denies what the log never answered)."""
 
     def __init__(self, events: Sequence[Event]) -> None:
+        approvals = [e for e in events if e.type in _APPROVAL_TYPES]
         calls = {
-            e.payload.approval_id: e.tool_call_id for e in events if isinstance(e.payload, ApprovalRequestedPayload)
+            e.payload.approval_id: e.tool_call_id for e in approvals if isinstance(e.payload, ApprovalRequestedPayload)
         }
         self._answers = {
             calls.get(e.payload.approval_id): e.payload
-            for e in events
+            for e in approvals
             if isinstance(e.payload, ApprovalResolvedPayload)
         }
 
@@ -219,6 +257,8 @@ def recorded_outcomes(events: Sequence[Event]) -> dict[str, ToolResult]:
     """The final result of every tool call in a run log, by call id."""
     outcomes: dict[str, ToolResult] = {}
     for event in events:
+        if event.type not in _OUTCOME_TYPES:
+            continue
         payload = event.payload
         if isinstance(payload, ToolFinishedPayload) or (
             isinstance(payload, ToolFailedPayload) and not payload.will_retry
