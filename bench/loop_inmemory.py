@@ -31,8 +31,14 @@ Telemetry overhead: ours runs twice more per repetition, interleaved with the ot
 ``runtime_telemetry.TelemetryBridge`` as the loop's sink: once on the global OpenTelemetry providers,
 which are the API's no-ops since nothing configures an SDK (``ours_telemetry_noop``), and once on a local
 SDK ``TracerProvider`` with a ``SimpleSpanProcessor`` into an ``InMemorySpanExporter`` plus a local
-``MeterProvider`` with an ``InMemoryMetricReader`` (``ours_telemetry_sdk``). Targets: the no-op bridge
-adds <= 5 % to ours, the SDK bridge <= 50 µs per turn. They are reported, not part of ``--check``.
+``MeterProvider`` with an ``InMemoryMetricReader`` (``ours_telemetry_sdk``). The first run of ours after
+a peer's is several µs per turn slower than the next (caches), and ours itself always follows the SDK
+variant of the previous repetition: so an untimed run of ours goes between the peers and the telemetry
+variants, and each variant is compared with ours in the same conditions. Two more series, run after
+the peers, time the SDK alone, no loop and no bridge, doing per turn what a turn of this benchmark
+needs of it: the minimum (two spans without attributes and the three histogram records, ``sdk_floor``)
+and exactly the calls the bridge makes, attributes prebuilt (``sdk_bridge_calls``). Targets: the no-op
+bridge adds <= 5 % to ours, the SDK bridge <= 50 µs per turn. They are reported, not part of ``--check``.
 
 No network: tracing of the Agents SDK is disabled, and every socket connection or name lookup outside
 a Unix socket raises (and is counted) for the whole process, so a framework that tried to phone home
@@ -64,6 +70,8 @@ FLATNESS_MAX = 1.5
 FRAMEWORKS = ("ours", "pydantic_ai", "openai_agents")
 # Ours again with the telemetry bridge as its sink: on the API's no-op providers, and on a local SDK.
 TELEMETRY_VARIANTS = ("ours_telemetry_noop", "ours_telemetry_sdk")
+# The SDK alone, per turn: the least a turn needs of it, and the very calls the bridge makes.
+SDK_FLOORS = ("sdk_floor", "sdk_bridge_calls")
 TARGET_TELEMETRY_NOOP_PCT = 5.0
 TARGET_TELEMETRY_SDK_US = 50.0
 DIST = {"ours": "runtime-execution", "pydantic_ai": "pydantic-ai-slim", "openai_agents": "openai-agents"}
@@ -209,7 +217,8 @@ def prepare_ours_telemetry_noop(turns: int) -> Prepared:
     return prepare_ours(turns, TelemetryBridge())
 
 
-def prepare_ours_telemetry_sdk(turns: int) -> Prepared:
+def _sdk() -> tuple[Any, Any, Any]:
+    """A local SDK as the tests configure it: (span exporter, tracer provider, meter provider)."""
     # The benchmark configures a local SDK as the tests do; the ban on the SDK is for library code.
     from opentelemetry.sdk.metrics import MeterProvider  # noqa: TID251
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: TID251
@@ -217,23 +226,108 @@ def prepare_ours_telemetry_sdk(turns: int) -> Prepared:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: TID251
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: TID251
 
-    from runtime_telemetry import TelemetryBridge
-
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return exporter, tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
+def _check_spans(name: str, exporter: Any, turns: int) -> None:
+    spans = len(exporter.get_finished_spans())
+    # One run span, one chat span per turn, one tool span per echo call and one for complete_task.
+    if spans != 2 * turns + 1:
+        raise RuntimeError(f"{name}: expected {2 * turns + 1} spans, the SDK got {spans}")
+
+
+def prepare_ours_telemetry_sdk(turns: int) -> Prepared:
+    from runtime_telemetry import TelemetryBridge
+
+    exporter, tracer_provider, meter_provider = _sdk()
     calls_ns, run = prepare_ours(turns, TelemetryBridge(tracer_provider, meter_provider))
 
     async def checked() -> None:
         await run()
-        spans = len(exporter.get_finished_spans())
-        # One run span, one chat span per turn, one tool span per echo call and one for complete_task.
-        if spans != 2 * turns + 1:
-            raise RuntimeError(f"ours_telemetry_sdk: expected {2 * turns + 1} spans, the SDK got {spans}")
+        _check_spans("ours_telemetry_sdk", exporter, turns)
         meter_provider.shutdown()
 
     return calls_ns, checked
+
+
+def prepare_sdk_floor(turns: int, *, bridge_calls: bool = False) -> Prepared:
+    """The SDK alone doing per turn what the bridge needs of it in a turn of this benchmark.
+
+    A run span, then per turn a ``chat`` and an ``execute_tool`` span under it (explicit start and end
+    times, as the bridge gives) and three histogram records with the attribute sets the GenAI
+    conventions require, on the bridge's own instruments. With `bridge_calls` the spans carry the
+    attributes the bridge gives them (built before the clock starts); without, none: the least a turn
+    can cost in this SDK configuration.
+    """
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
+    from runtime_telemetry import RuntimeMetrics
+    from runtime_telemetry import attributes as attr
+
+    exporter, tracer_provider, meter_provider = _sdk()
+    tracer = tracer_provider.get_tracer("bench")
+    metrics = RuntimeMetrics(meter_provider)
+    model = {
+        attr.GEN_AI_OPERATION_NAME: attr.OPERATION_CHAT,
+        attr.GEN_AI_PROVIDER_NAME: "bench",
+        attr.GEN_AI_REQUEST_MODEL: "m",
+    }
+    inputs = {**model, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_INPUT}
+    outputs = {**model, attr.GEN_AI_TOKEN_TYPE: attr.TOKEN_TYPE_OUTPUT}
+    chats: list[dict[str, Any] | None] = [None] * turns
+    tools: list[dict[str, Any] | None] = [None] * turns
+    if bridge_calls:
+        shared = {attr.AGENT_RUNTIME_RUN_ID: "run_bench"}
+        chats = [
+            {
+                **model,
+                **shared,
+                attr.AGENT_RUNTIME_EVENT_SEQ: 7 * turn,
+                attr.AGENT_RUNTIME_TURN: turn,
+                attr.GEN_AI_RESPONSE_MODEL: "m",
+                attr.GEN_AI_RESPONSE_FINISH_REASONS: ("tool_calls",),
+                attr.GEN_AI_USAGE_INPUT_TOKENS: 0,
+                attr.GEN_AI_USAGE_OUTPUT_TOKENS: 0,
+                attr.AGENT_RUNTIME_COST_USD: 0.0,
+            }
+            for turn in range(1, turns + 1)
+        ]
+        tools = [
+            {
+                attr.GEN_AI_OPERATION_NAME: attr.OPERATION_EXECUTE_TOOL,
+                attr.GEN_AI_TOOL_NAME: "bench:echo",
+                **shared,
+                attr.GEN_AI_TOOL_CALL_ID: f"call_{turn}",
+                attr.AGENT_RUNTIME_EVENT_SEQ: 7 * turn + 2,
+                attr.AGENT_RUNTIME_TURN: turn,
+                attr.AGENT_RUNTIME_TOOL_OUTCOME: attr.TOOL_OUTCOME_SUCCESS,
+            }
+            for turn in range(1, turns + 1)
+        ]
+    calls_ns: list[int] = []
+    start = time.time_ns()
+
+    async def run() -> None:
+        root = tracer.start_span("invoke_agent bench", start_time=start)
+        context = trace.set_span_in_context(root)
+        for chat_attributes, tool_attributes in zip(chats, tools, strict=True):
+            calls_ns.append(time.perf_counter_ns())
+            chat = tracer.start_span("chat m", context, SpanKind.CLIENT, attributes=chat_attributes, start_time=start)
+            chat.end(start)
+            metrics.token_usage.record(0, inputs)
+            metrics.token_usage.record(0, outputs)
+            metrics.operation_duration.record(0.0, model)
+            tool = tracer.start_span("execute_tool bench:echo", context, attributes=tool_attributes, start_time=start)
+            tool.end(start)
+        root.end(start)
+        _check_spans("sdk_bridge_calls" if bridge_calls else "sdk_floor", exporter, turns)
+        meter_provider.shutdown()
+
+    return calls_ns, run
 
 
 # --- Pydantic AI ------------------------------------------------------------------------------------
@@ -350,6 +444,8 @@ PREPARE: dict[str, Callable[[int], Prepared]] = {
     "ours": prepare_ours,
     "ours_telemetry_noop": prepare_ours_telemetry_noop,
     "ours_telemetry_sdk": prepare_ours_telemetry_sdk,
+    "sdk_floor": prepare_sdk_floor,
+    "sdk_bridge_calls": lambda turns: prepare_sdk_floor(turns, bridge_calls=True),
     "pydantic_ai": prepare_pydantic_ai,
     "openai_agents": prepare_openai_agents,
 }
@@ -362,7 +458,8 @@ async def measure(turns: int, runs: int, *, gc_freeze: bool = True) -> tuple[dic
     """Warm every framework up once, then time `runs` interleaved runs of each."""
     series: dict[str, Series] = {}
     errors: dict[str, str] = {}
-    for name in (*FRAMEWORKS, *TELEMETRY_VARIANTS):
+    # Ours keeps the SDK variant as its predecessor (the previous repetition's), as before the SDK floors.
+    for name in (*FRAMEWORKS, *SDK_FLOORS, *TELEMETRY_VARIANTS):
         try:
             await _timed(PREPARE[name], turns)  # warm-up: imports, schema building, caches
         except ImportError as exc:  # e.g. ours before the agent loop lands: still measure the peers
@@ -376,6 +473,8 @@ async def measure(turns: int, runs: int, *, gc_freeze: bool = True) -> tuple[dic
         gc.freeze()
     for _ in range(runs):
         for name in series:
+            if name == TELEMETRY_VARIANTS[0]:
+                await _timed(prepare_ours, turns)  # untimed: the peers' run would cost the variant (docstring)
             series[name].samples.append(await _timed(PREPARE[name], turns))
     return series, errors
 
@@ -399,6 +498,7 @@ def report(
     ratio_pydantic = _ratio(us["pydantic_ai"], ours)
     noop = series["ours_telemetry_noop"].us_per_turn(turns) if "ours_telemetry_noop" in series else None
     sdk = series["ours_telemetry_sdk"].us_per_turn(turns) if "ours_telemetry_sdk" in series else None
+    floor, bridge_calls = (series[name].us_per_turn(turns) if name in series else None for name in SDK_FLOORS)
     noop_pct = None if noop is None or not ours else (noop - ours) / ours * 100.0
     sdk_added = None if sdk is None or ours is None else sdk - ours
     met = ours is not None and ours <= TARGET_US_PER_TURN and (ratio_pydantic or 0.0) >= TARGET_RATIO_VS_PYDANTIC_AI
@@ -418,6 +518,8 @@ def report(
         "telemetry_noop_overhead_pct": noop_pct,
         "ours_telemetry_sdk_us_per_turn": sdk,
         "telemetry_sdk_us_per_turn_added": sdk_added,
+        "telemetry_sdk_floor_us_per_turn": floor,
+        "telemetry_sdk_bridge_calls_us_per_turn": bridge_calls,
         "telemetry_target": {
             "noop_overhead_pct_max": TARGET_TELEMETRY_NOOP_PCT,
             "sdk_us_per_turn_added_max": TARGET_TELEMETRY_SDK_US,
@@ -484,6 +586,10 @@ def print_human(result: dict[str, Any]) -> None:
         f"({_fmt(result['telemetry_sdk_us_per_turn_added'], '+.1f')} us, target <= "
         f"{result['telemetry_target']['sdk_us_per_turn_added_max']:.0f} us): "
         f"{'met' if result['telemetry_target']['met'] else 'MISSED'}"
+    )
+    print(
+        f"the SDK alone per turn: least possible {_fmt(result['telemetry_sdk_floor_us_per_turn'], '.1f')} us, "
+        f"the bridge's calls {_fmt(result['telemetry_sdk_bridge_calls_us_per_turn'], '.1f')} us"
     )
     for name, error in result["errors"].items():
         print(f"{name}: not measured: {error}")
