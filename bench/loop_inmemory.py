@@ -458,7 +458,8 @@ async def measure(turns: int, runs: int, *, gc_freeze: bool = True) -> tuple[dic
     """Warm every framework up once, then time `runs` interleaved runs of each."""
     series: dict[str, Series] = {}
     errors: dict[str, str] = {}
-    # Ours keeps the SDK variant as its predecessor (the previous repetition's), as before the SDK floors.
+    # Ours runs after the previous repetition's SDK variant and each telemetry variant after a run of ours
+    # (untimed, below), never after a peer: the first run of ours after a peer's is slower (docstring).
     for name in (*FRAMEWORKS, *SDK_FLOORS, *TELEMETRY_VARIANTS):
         try:
             await _timed(PREPARE[name], turns)  # warm-up: imports, schema building, caches
@@ -474,7 +475,7 @@ async def measure(turns: int, runs: int, *, gc_freeze: bool = True) -> tuple[dic
     for _ in range(runs):
         for name in series:
             if name == TELEMETRY_VARIANTS[0]:
-                await _timed(prepare_ours, turns)  # untimed: the peers' run would cost the variant (docstring)
+                await _timed(prepare_ours, turns)  # untimed
             series[name].samples.append(await _timed(PREPARE[name], turns))
     return series, errors
 
