@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -47,38 +47,51 @@ _EMPTY: Final[Mapping[str, object]] = MappingProxyType({})
 _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
-@contextmanager
+class _Binding:
+    """The context manager `log_context` returns (a plain class: the agent loop enters one every turn)."""
+
+    __slots__ = ("_bound", "_token")
+
+    def __init__(self, bound: dict[str, object]) -> None:
+        self._bound = bound
+
+    def __enter__(self) -> Mapping[str, object]:
+        self._token = _CONTEXT.set(self._bound)
+        return self._bound
+
+    def __exit__(self, *exc_info: object) -> None:
+        _CONTEXT.reset(self._token)
+
+
 def log_context(
     *,
     run_id: str | None = None,
     agent: str | None = None,
     turn: int | None = None,
     tool_call_id: str | None = None,
-) -> Iterator[Mapping[str, object]]:
-    """Bind run context for the records logged inside the block (and the tasks it starts).
+) -> AbstractContextManager[Mapping[str, object]]:
+    """Bind run context for the records logged inside the block (and the tasks it starts): ``with ...:``.
 
     Fields left ``None`` keep their value from an enclosing block, so a driver binds the run once and
     each turn adds its number. The binding is a context variable: it follows ``asyncio`` tasks and is
-    undone on exit.
+    undone on exit. Entering the block gives the context now bound.
 
     Args:
         run_id: The run.
         agent: The agent's name.
         turn: The turn number.
         tool_call_id: The tool call being executed.
-
-    Yields:
-        The context now bound.
     """
     bound = dict(_CONTEXT.get() or _EMPTY)
-    for key, value in (("run_id", run_id), ("agent", agent), ("turn", turn), ("tool_call_id", tool_call_id)):
-        if value is not None:
-            bound[key] = value
-    token = _CONTEXT.set(bound)
-    try:
-        yield bound
-    finally:
-        _CONTEXT.reset(token)
+    if run_id is not None:
+        bound["run_id"] = run_id
+    if agent is not None:
+        bound["agent"] = agent
+    if turn is not None:
+        bound["turn"] = turn
+    if tool_call_id is not None:
+        bound["tool_call_id"] = tool_call_id
+    return _Binding(bound)
 
 
 def current_log_context() -> Mapping[str, object]:
