@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from runtime_facade.cli.output import RUN_LINE_HEADER, echo_json, result_json, r
 from runtime_facade.cli.progress import ProgressView
 from runtime_facade.runtime import Runtime
 
-__all__ = ["cancel", "drive", "fork", "replay", "resume", "run", "runs", "show_result"]
+__all__ = ["cancel", "drive", "follow", "fork", "replay", "resume", "run", "runs", "show_result"]
 
 _AGENT_FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
 
@@ -82,6 +83,18 @@ async def show_result(runtime: Runtime, result: RunResult, *, as_json: bool, int
     return EXIT_WAITING if result.status is RunStatus.WAITING_APPROVAL else EXIT_FAILED
 
 
+async def follow(runtime: Runtime, handle: RunHandle, *, as_json: bool, shown: Sequence[Event] = ()) -> int:
+    """Show a run's progress until its driver returns, then its outcome; return the exit status.
+
+    `shown` are the events recorded before (a resumed run's): the view skips them and the decisions the
+    resumed turn repeats.
+    """
+    with ProgressView() as view:
+        view.remember(shown)
+        result, interrupted = await drive(handle, view, after_seq=shown[-1].seq if shown else 0)
+    return await show_result(runtime, result, as_json=as_json, interrupted=interrupted)
+
+
 def _read_task(task: str) -> str:
     return sys.stdin.read() if task == "-" else task
 
@@ -107,9 +120,7 @@ def run(agent_file: Path, task: str, workspace: Path | None, as_json: bool) -> N
     async def go() -> int:
         async with runtime:
             handle = await runtime.start(str(agent_file), _read_task(task), workspace=workspace)
-            with ProgressView() as view:
-                result, interrupted = await drive(handle, view)
-            return await show_result(runtime, result, as_json=as_json, interrupted=interrupted)
+            return await follow(runtime, handle, as_json=as_json)
 
     raise click.exceptions.Exit(run_async(go()))
 
@@ -130,10 +141,7 @@ def resume(run_id: str, steal: bool, as_json: bool) -> None:
         async with runtime:
             before = [event async for event in runtime.events(run_id)]
             handle = await runtime.resume(run_id, steal=steal)
-            with ProgressView() as view:
-                view.remember(before)
-                result, interrupted = await drive(handle, view, after_seq=before[-1].seq if before else 0)
-            return await show_result(runtime, result, as_json=as_json, interrupted=interrupted)
+            return await follow(runtime, handle, as_json=as_json, shown=before)
 
     raise click.exceptions.Exit(run_async(go()))
 
@@ -156,9 +164,7 @@ def fork(run_id: str, at_turn: int, agent_file: Path | None, as_json: bool) -> N
             agent = None if agent_file is None else str(agent_file)
             handle = await runtime.fork(run_id, at_turn=at_turn, agent=agent)
             click.echo(f"forked run {run_id} at turn {at_turn} into {handle.run_id}", err=True)
-            with ProgressView() as view:
-                result, interrupted = await drive(handle, view)
-            return await show_result(runtime, result, as_json=as_json, interrupted=interrupted)
+            return await follow(runtime, handle, as_json=as_json)
 
     raise click.exceptions.Exit(run_async(go()))
 
