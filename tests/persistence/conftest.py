@@ -6,6 +6,8 @@
 - ``postgres_url`` (function): the SQLAlchemy URL (``postgresql+psycopg://...``) of a fresh, empty database
   created for the test and dropped after it, so that tests never see each other's tables.
 - ``postgres_bindir`` (session): the PostgreSQL binaries, for tests that start servers of their own.
+- ``url`` (function, one per backend): a SQLite file or a fresh PostgreSQL database; ``engine``: an engine on
+  it with the schema at head (a test module that needs another engine overrides it).
 
 Environment variables:
 
@@ -26,7 +28,9 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from sqlalchemy import Engine
 
+from tests.persistence.support import BACKENDS, backend_url, migrated_engine
 from tests.postgres import ENV_URL, PostgresServer, PostgresUnavailableError, find_bindir
 
 ENV_SKIP = "AGENT_RUNTIME_SKIP_POSTGRES"
@@ -82,3 +86,14 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
     url = postgres_server.create_database(name)
     yield url
     postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return backend_url(request, tmp_path)
+
+
+@pytest.fixture
+def engine(url: str) -> Iterator[Engine]:
+    with migrated_engine(url) as engine:
+        yield engine

@@ -6,7 +6,6 @@ import asyncio
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from runtime_core import (
     ToolCall,
 )
 from runtime_persistence import SPOOL_URI_PREFIX, SpoolRow, SqlApprovalStore, SqlSpoolStore, create_engine
-from tests.persistence.support import BACKENDS, T0, backend_url, migrated_engine, new_id
+from tests.persistence.support import T0, new_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,17 +43,6 @@ async def main(url, approval_id, at):
 
 asyncio.run(main(*sys.argv[1:]))
 """
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return backend_url(request, tmp_path)
-
-
-@pytest.fixture
-def engine(url: str) -> Iterator[Engine]:
-    with migrated_engine(url) as engine:
-        yield engine
 
 
 def test_an_approval_is_resolved_by_another_process_and_survives_restarts(url: str, engine: Engine) -> None:

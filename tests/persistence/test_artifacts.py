@@ -39,20 +39,9 @@ from runtime_persistence import (
     downgrade,
     upgrade,
 )
-from tests.persistence.support import BACKENDS, T0, backend_url, migrated_engine, new_id, new_run
+from tests.persistence.support import T0, backend_url, migrated_engine, new_id, new_run
 
 STORES = ("memory", "sqlite", "postgresql")
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return backend_url(request, tmp_path)
-
-
-@pytest.fixture
-def engine(url: str) -> Iterator[Engine]:
-    with migrated_engine(url) as engine:
-        yield engine
 
 
 def _run(scenario: Callable[[SqlArtifactStore], Awaitable[None]], engine: Engine, **options: Any) -> None:

@@ -10,28 +10,14 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine
 
 from runtime_core import FencingError, Lease, RunStartedPayload
 from runtime_persistence import SqlRunStore, create_engine
-from tests.persistence.support import BACKENDS, TTL, backend_url, draft, migrated_engine, new_run
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return backend_url(request, tmp_path)
-
-
-@pytest.fixture
-def engine(url: str) -> Iterator[Engine]:
-    with migrated_engine(url) as engine:
-        yield engine
+from tests.persistence.support import TTL, draft, new_run
 
 
 @dataclass

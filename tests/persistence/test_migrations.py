@@ -36,14 +36,8 @@ from runtime_persistence import (
 )
 from runtime_persistence._revisions import outdated_error
 from runtime_persistence.migrations.env import include_object
-from tests.persistence.support import BACKENDS, backend_url
 
 TABLES = {"runs", "events", "checkpoints", "leases", "approvals", "spool", "artifacts", "lineage"}
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return backend_url(request, tmp_path)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -50,24 +49,13 @@ from runtime_persistence import (
     metadata,
     prune,
 )
-from tests.persistence.support import BACKENDS, T0, TTL, backend_url, migrated_engine, new_id
+from tests.persistence.support import T0, TTL, new_id
 
 NOW = T0 + timedelta(days=30)
 OLD = T0  # 30 days before NOW
 RECENT = NOW - timedelta(days=1)
 WEEK = timedelta(days=7)
 RUN_TABLES = ("runs", "events", "checkpoints", "leases", "approvals", "artifacts", "lineage")
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return backend_url(request, tmp_path)
-
-
-@pytest.fixture
-def engine(url: str) -> Iterator[Engine]:
-    with migrated_engine(url) as engine:
-        yield engine
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import pickle
 import sqlite3
-from collections.abc import Iterator
 from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -32,13 +31,7 @@ from runtime_core import (
 )
 from runtime_persistence import DatabaseError, EventRow, SqlRunStore, create_engine
 from runtime_persistence import runs as runs_module
-from tests.persistence.support import BACKENDS, T0, TTL, backend_url, draft, migrated_engine, new_run
-
-
-@pytest.fixture(params=BACKENDS)
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with migrated_engine(backend_url(request, tmp_path)) as engine:
-        yield engine
+from tests.persistence.support import T0, TTL, draft, migrated_engine, new_run
 
 
 def _run(engine: Engine, scenario: Any) -> Any:
