@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: the no-network guard.
+"""What the benchmark scripts share: the no-network guard, versions and ratios for their reports.
 
 The scripts import it as ``from _common import ...``: run as ``python bench/<script>.py``, the script's own
 directory is the first entry of ``sys.path``.
@@ -6,10 +6,11 @@ directory is the first entry of ``sys.path``.
 
 from __future__ import annotations
 
+import importlib.metadata
 import socket
 from typing import Any
 
-__all__ = ["NETWORK_ATTEMPTS", "NetworkBlockedError", "block_network"]
+__all__ = ["NETWORK_ATTEMPTS", "NetworkBlockedError", "block_network", "ratio", "version"]
 
 NETWORK_ATTEMPTS: list[str] = []
 """What the guard refused, in order (a benchmark reports how many)."""
@@ -53,3 +54,16 @@ def block_network(script: str) -> None:
     socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
     socket.create_connection = create_connection  # type: ignore[assignment]
     socket.getaddrinfo = getaddrinfo
+
+
+def version(dist: str) -> str | None:
+    """The installed version of distribution `dist`, or ``None`` when it is not installed."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """``numerator / denominator``, or ``None`` when either was not measured (or the denominator is 0)."""
+    return None if numerator is None or not denominator else numerator / denominator

@@ -80,7 +80,6 @@ import asyncio
 import contextlib
 import cProfile
 import gc
-import importlib.metadata
 import io
 import itertools
 import json
@@ -98,7 +97,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import NETWORK_ATTEMPTS, block_network
+from _common import NETWORK_ATTEMPTS, block_network, ratio, version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -723,17 +722,6 @@ async def measure(turns: int, runs: int, *, postgres: bool = True, gc_freeze: bo
     return results
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-    return None if numerator is None or not denominator else numerator / denominator
-
-
 def _windows(series: Series | None, turns: int) -> tuple[float | None, float | None]:
     if series is None or not series.samples:
         return None, None
@@ -745,7 +733,7 @@ def _variant(series: Series | None, turns: int) -> dict[str, Any]:
     return {
         "us_turns_1_50": first,
         "us_turns_451_500": last,
-        "flatness": _ratio(last, first),
+        "flatness": ratio(last, first),
         "ms_per_run": series.ms_per_run() if series is not None else None,
         "bytes": series.bytes() if series is not None else None,
     }
@@ -760,9 +748,9 @@ def report(results: Results, turns: int, runs: int, *, gc_freeze: bool = True) -
     replay_ns = results.extras.replay_ns
     replay_us = statistics.median(ns / 1000.0 / turns for ns in replay_ns) if replay_ns else None
     identical = bool(results.extras.replay_identical) and all(results.extras.replay_identical)
-    ratio_first = _ratio(langgraph["us_turns_1_50"], ours["us_turns_1_50"])
-    ratio_last = _ratio(langgraph["us_turns_451_500"], ours["us_turns_451_500"])
-    bytes_ratio = _ratio(ours["bytes"], raw)
+    ratio_first = ratio(langgraph["us_turns_1_50"], ours["us_turns_1_50"])
+    ratio_last = ratio(langgraph["us_turns_451_500"], ours["us_turns_451_500"])
+    bytes_ratio = ratio(ours["bytes"], raw)
     checks = {
         "ratio_1_50": (ratio_first or 0.0) >= TARGET_RATIO_1_50,
         "ratio_451_500": (ratio_last or 0.0) >= TARGET_RATIO_451_500,
@@ -792,7 +780,7 @@ def report(results: Results, turns: int, runs: int, *, gc_freeze: bool = True) -
         "langgraph_bytes": langgraph["bytes"],
         "raw_message_bytes": raw,
         "ours_bytes_ratio": bytes_ratio,
-        "langgraph_bytes_ratio": _ratio(langgraph["bytes"], raw),
+        "langgraph_bytes_ratio": ratio(langgraph["bytes"], raw),
         "resume_ms_500_turns": resume_ms,
         "resume_handle_ms": statistics.median(r.handle_ns / 1e6 for r in resumes) if resumes else None,
         "replay_us_per_turn": replay_us,
@@ -832,7 +820,7 @@ def report(results: Results, turns: int, runs: int, *, gc_freeze: bool = True) -
             "platform": platform.platform(),
             "sqlite": sqlite3.sqlite_version,
             "postgresql": results.postgres_version,
-            **{dist: _version(dist) for dist in DISTS},
+            **{dist: version(dist) for dist in DISTS},
         },
     }
 

@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import importlib.metadata
 import itertools
 import json
 import platform
@@ -61,7 +60,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from _common import NETWORK_ATTEMPTS, block_network
+from _common import NETWORK_ATTEMPTS, block_network, ratio, version
 
 TARGET_US_PER_TURN = 100.0
 TARGET_RATIO_VS_PYDANTIC_AI = 30.0
@@ -97,7 +96,7 @@ class Series:
         return statistics.median(s.elapsed_ns / turns / 1000.0 for s in self.samples)
 
     def flatness(self) -> float | None:
-        ratios = [ratio for s in self.samples if (ratio := _flatness(s.calls_ns)) is not None]
+        ratios = [value for s in self.samples if (value := _flatness(s.calls_ns)) is not None]
         return statistics.median(ratios) if ratios else None
 
     def turn_us(self) -> tuple[float, float] | None:
@@ -480,23 +479,12 @@ async def measure(turns: int, runs: int, *, gc_freeze: bool = True) -> tuple[dic
     return series, errors
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-    return None if numerator is None or not denominator else numerator / denominator
-
-
 def report(
     series: dict[str, Series], errors: dict[str, str], turns: int, runs: int, *, gc_freeze: bool = True
 ) -> dict[str, Any]:
     us = {name: (series[name].us_per_turn(turns) if name in series else None) for name in FRAMEWORKS}
     ours = us["ours"]
-    ratio_pydantic = _ratio(us["pydantic_ai"], ours)
+    ratio_pydantic = ratio(us["pydantic_ai"], ours)
     noop = series["ours_telemetry_noop"].us_per_turn(turns) if "ours_telemetry_noop" in series else None
     sdk = series["ours_telemetry_sdk"].us_per_turn(turns) if "ours_telemetry_sdk" in series else None
     floor, bridge_calls = (series[name].us_per_turn(turns) if name in series else None for name in SDK_FLOORS)
@@ -514,7 +502,7 @@ def report(
         "pydantic_ai_us_per_turn": us["pydantic_ai"],
         "openai_agents_us_per_turn": us["openai_agents"],
         "ratio_vs_pydantic_ai": ratio_pydantic,
-        "ratio_vs_openai_agents": _ratio(us["openai_agents"], ours),
+        "ratio_vs_openai_agents": ratio(us["openai_agents"], ours),
         "ours_telemetry_noop_us_per_turn": noop,
         "telemetry_noop_overhead_pct": noop_pct,
         "ours_telemetry_sdk_us_per_turn": sdk,
@@ -543,8 +531,8 @@ def report(
         "versions": {
             "python": platform.python_version(),
             "platform": platform.platform(),
-            **{name: _version(dist) for name, dist in DIST.items()},
-            "pydantic": _version("pydantic"),
+            **{name: version(dist) for name, dist in DIST.items()},
+            "pydantic": version("pydantic"),
         },
     }
 
