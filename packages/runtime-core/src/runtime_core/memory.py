@@ -35,11 +35,24 @@ __all__ = ["InMemoryApprovalStore", "InMemoryArtifactStore", "InMemoryRunStore",
 
 @dataclass
 class _RunRecord:
-    run: Run
+    projected: Run  # the run as of `events[:applied]`: `run` brings it up to date when it is read
     events: list[Event]
     checkpoints: list[Checkpoint] = field(default_factory=list)
     lease: Lease | None = None
     token: int = 0
+    applied: int = 1
+
+    @property
+    def run(self) -> Run:
+        """The run's projection after every recorded event.
+
+        Appends do not project (a writer rarely reads the run back): the events recorded since the
+        last read are applied here, in one pass.
+        """
+        if self.applied < len(self.events):
+            self.projected = self.projected.apply(*self.events[self.applied :])
+            self.applied = len(self.events)
+        return self.projected
 
 
 class InMemoryRunStore:
@@ -72,7 +85,7 @@ class InMemoryRunStore:
                 raise DuplicateEventError(created.id)
             event = Event.placed(created, run_id=run_id, seq=1)
             run = Run.created(event)
-            self._runs[run_id] = _RunRecord(run=run, events=[event])
+            self._runs[run_id] = _RunRecord(projected=run, events=[event])
             self._event_ids.add(created.id)
             return run
 
@@ -103,15 +116,21 @@ class InMemoryRunStore:
             record = self._record(lease.run_id)
             if record.lease is None or record.lease.token != lease.token:
                 raise FencingError(run_id=lease.run_id, token=lease.token, current_token=record.token)
-            ids = [draft.id for draft in events]
-            if len(set(ids)) != len(ids) or not self._event_ids.isdisjoint(ids):
-                raise DuplicateEventError(_first_duplicate(ids, self._event_ids))
-            replace = _check_chain(record, checkpoint) if checkpoint is not None else False
+            ids = {draft.id for draft in events}
+            if len(ids) != len(events) or not self._event_ids.isdisjoint(ids):
+                raise DuplicateEventError(_first_duplicate([draft.id for draft in events], self._event_ids))
+            run_id, recorded = lease.run_id, record.events
+            replace = _check_chain(run_id, record, checkpoint) if checkpoint is not None else False
             # Validation is complete: from here on nothing can fail, so the boundary is all-or-nothing.
-            seq = record.run.last_seq
-            placed = [Event.placed(draft, run_id=lease.run_id, seq=seq + i) for i, draft in enumerate(events, 1)]
-            record.events.extend(placed)
-            record.run = record.run.apply(*placed)
+            seq = len(recorded)  # dense from 1
+            placed = [
+                # A draft the writer built as the event it expects (`Event.recorded`) is kept as it is.
+                draft
+                if type(draft) is Event and draft.seq == seq + i and draft.run_id == run_id
+                else Event.placed(draft, run_id=run_id, seq=seq + i)
+                for i, draft in enumerate(events, 1)
+            ]
+            recorded.extend(placed)
             self._event_ids.update(ids)
             if checkpoint is not None:
                 if replace:
@@ -161,10 +180,10 @@ def _first_duplicate(ids: Sequence[str], recorded: set[str]) -> str:
     raise AssertionError("no duplicate event id")
 
 
-def _check_chain(record: _RunRecord, checkpoint: Checkpoint) -> bool:
+def _check_chain(run_id: str, record: _RunRecord, checkpoint: Checkpoint) -> bool:
     last = record.checkpoints[-1] if record.checkpoints else None
     return check_chain(
-        record.run.id,
+        run_id,
         checkpoint,
         last_turn=last.turn if last is not None else None,
         last_parent=last.parent_turn if last is not None else None,
