@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, JsonValue, NonNegativeInt, model_validator
 
-from runtime_core._base import FrozenModel
+from runtime_core._base import FrozenModel, trusted
 from runtime_core.budgets import BudgetState
 from runtime_core.exceptions import CheckpointChainError
 from runtime_core.messages import AssistantMessage, Message, ToolResultMessage
@@ -64,13 +64,13 @@ class CheckpointState(FrozenModel):
 
     def apply(self, turn: int, delta: TurnDelta) -> CheckpointState:
         """Return the state after applying `delta` as turn `turn`."""
-        return CheckpointState(
-            turn=turn,
-            messages=self.messages + delta.messages,
-            usage=self.usage + delta.usage,
-            sop_phase=delta.sop_phase if delta.sop_phase is not None else self.sop_phase,
-            budget=delta.budget if delta.budget is not None else self.budget,
-            variables={**self.variables, **delta.variables} if delta.variables else self.variables,
+        return _state(
+            turn,
+            self.messages + delta.messages,
+            self.usage + delta.usage,
+            delta.sop_phase if delta.sop_phase is not None else self.sop_phase,
+            delta.budget if delta.budget is not None else self.budget,
+            {**self.variables, **delta.variables} if delta.variables else self.variables,
         )
 
     @property
@@ -153,13 +153,29 @@ def fold_checkpoints(checkpoints: Iterable[Checkpoint], *, at_turn: int | None =
         phase = delta.sop_phase if delta.sop_phase is not None else phase
         budget = delta.budget if delta.budget is not None else budget
         variables.update(delta.variables)
-    return CheckpointState(
-        turn=deltas[-1].turn,
-        messages=tuple(messages),
-        usage=usage,
-        sop_phase=phase,
-        budget=budget,
-        variables=variables,
+    return _state(deltas[-1].turn, tuple(messages), usage, phase, budget, variables)
+
+
+def _state(
+    turn: int,
+    messages: tuple[Message, ...],
+    usage: Usage,
+    sop_phase: str | None,
+    budget: BudgetState | None,
+    variables: dict[str, JsonValue],
+) -> CheckpointState:
+    # Every part comes from validated checkpoints: validating the (long) message list again would cost
+    # more than the rest of a resume.
+    return trusted(
+        CheckpointState,
+        {
+            "turn": turn,
+            "messages": messages,
+            "usage": usage,
+            "sop_phase": sop_phase,
+            "budget": budget,
+            "variables": variables,
+        },
     )
 
 
