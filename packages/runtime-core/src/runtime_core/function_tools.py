@@ -43,8 +43,12 @@ class FunctionTool:
         self._is_async = inspect.iscoroutinefunction(func)
         self._arguments = arguments
         self._context_param = context_param
+        self._validate = arguments.__pydantic_validator__.validate_python  # what `model_validate` calls
         hints = get_type_hints(func)
-        self._returns: TypeAdapter[Any] = TypeAdapter(hints.get("return", Any))
+        returns = hints.get("return", Any)
+        self._returns: TypeAdapter[Any] = TypeAdapter(returns)
+        # A text result of a function declared to return `str` (or `Any`) is its own JSON form.
+        self._text_is_json = returns is str or returns is Any
         self.__doc__ = func.__doc__
         self.__name__ = getattr(func, "__name__", spec.name)
 
@@ -70,7 +74,7 @@ class FunctionTool:
                 function raises anything but a `ToolExecutionError` (which passes through).
         """
         try:
-            parsed = self._arguments.model_validate(dict(arguments))
+            parsed = self._validate(arguments if type(arguments) is dict else dict(arguments))
         except ValidationError as error:
             raise ToolExecutionError.invalid_arguments(self._spec.name, error) from None
         kwargs = dict(parsed.__dict__)  # the fields, as validated (the model has no extras)
@@ -88,6 +92,8 @@ class FunctionTool:
             raise ToolExecutionError(
                 f"{type(error).__name__}: {error}", code=ToolErrorCode.EXECUTION_FAILED, tool_name=self._spec.name
             ) from error
+        if type(result) is str and self._text_is_json:
+            return result
         return cast(JsonValue, self._returns.dump_python(result, mode="json"))
 
 
