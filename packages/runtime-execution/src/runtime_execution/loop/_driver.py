@@ -8,7 +8,6 @@ effects runs, and the turn-end commit with the turn's final checkpoint.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -307,7 +306,7 @@ class Driver:
             return await self._drive()
 
     async def _drive(self) -> RunResult:
-        heartbeat = asyncio.create_task(self._recorder.heartbeat(), name=f"lease-heartbeat-{self._run.id}")
+        self._recorder.start_heartbeat()
         watchdog = Watchdog.watch()
         try:
             if self._resume is not None and self._resume.number is not None:
@@ -335,9 +334,7 @@ class Driver:
             return await self._fail(error_reason("internal"), f"{type(error).__name__}: {error}", stage="loop")
         finally:
             watchdog.close()
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await heartbeat
+            await self._recorder.stop_heartbeat()
             await self._recorder.release()
 
     # -- status and checks ---------------------------------------------------------------------------------
@@ -982,15 +979,29 @@ class Driver:
         now = self._config.clock.now()
         parent = turn.parent
         if status is CheckpointStatus.FINAL and turn.number % self._config.snapshot_every == 0:
-            state = CheckpointState(
-                turn=turn.number,
-                messages=tuple(self._messages),
-                usage=self._usage,
-                budget=self._budget,
-                variables=self._variables(),
+            # Built from validated parts, like the delta: validating the whole conversation again would
+            # make every K-th turn cost as much as the history is long.
+            state = trusted(
+                CheckpointState,
+                {
+                    "turn": turn.number,
+                    "messages": tuple(self._messages),
+                    "usage": self._usage,
+                    "sop_phase": None,
+                    "budget": self._budget,
+                    "variables": self._variables(),
+                },
             )
-            return CheckpointSnapshot(
-                run_id=self._run.id, turn=turn.number, parent_turn=parent, status=status, created_at=now, state=state
+            return trusted(
+                CheckpointSnapshot,
+                {
+                    "run_id": self._run.id,
+                    "turn": turn.number,
+                    "parent_turn": parent,
+                    "status": status,
+                    "created_at": now,
+                    "state": state,
+                },
             )
         delta = trusted(
             TurnDelta,

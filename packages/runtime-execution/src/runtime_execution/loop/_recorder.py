@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -50,6 +51,8 @@ class Recorder:
         self._redactor = redactor
         self._pending: list[EventDraft] = []
         self._lock = asyncio.Lock()  # a lease renewal never races an append that uses the old token
+        self._beat: asyncio.TimerHandle | None = None
+        self._renewal: asyncio.Task[None] | None = None
         self.last_seq = 0
 
     @property
@@ -82,8 +85,12 @@ class Recorder:
         drafts, self._pending = self._pending, []
         if checkpoint is not None and self._redactor is not None:
             checkpoint = self._redactor.redact(checkpoint)
-        async with self._lock:
+        lock = self._lock
+        await lock.acquire()  # no `async with`: its `__aenter__` is one more coroutine per boundary
+        try:
             events = await self._store.append(self._lease, drafts, checkpoint)
+        finally:
+            lock.release()
         if events:
             self.last_seq = events[-1].seq
             self._listener(events)
@@ -94,14 +101,34 @@ class Recorder:
                     _log.exception("event sink %r failed on events %d-%d", self._sink, events[0].seq, self.last_seq)
         return events
 
-    async def heartbeat(self) -> None:
-        """Renew the lease every third of its lifetime, until cancelled (run it beside the driver)."""
-        while True:
-            await asyncio.sleep(self._lease_ttl.total_seconds() / 3)
-            async with self._lock:
-                self._lease = await self._store.acquire_lease(
-                    self._lease.run_id, self._lease.owner, ttl=self._lease_ttl
-                )
+    def start_heartbeat(self) -> None:
+        """Renew the lease every third of its lifetime, until `stop_heartbeat`.
+
+        A timer rather than a task: between renewals it costs nothing, and a run that ends within a
+        third of the lease's lifetime (most do) never spawns anything. A renewal that fails ends the
+        heartbeat (the next append then meets the fencing error, if the lease was lost).
+        """
+        self._beat = asyncio.get_running_loop().call_later(self._lease_ttl.total_seconds() / 3, self._renew_due)
+
+    def _renew_due(self) -> None:
+        self._beat = None
+        self._renewal = asyncio.create_task(self._renew(), name=f"lease-renewal-{self._lease.run_id}")
+
+    async def _renew(self) -> None:
+        async with self._lock:
+            self._lease = await self._store.acquire_lease(self._lease.run_id, self._lease.owner, ttl=self._lease_ttl)
+        self.start_heartbeat()
+
+    async def stop_heartbeat(self) -> None:
+        """Stop renewing the lease (and wait for a renewal in flight to wind down)."""
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
+        renewal, self._renewal = self._renewal, None
+        if renewal is not None:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await renewal
 
     async def release(self) -> None:
         """Give the lease back."""
