@@ -958,7 +958,8 @@ def test_the_lease_is_renewed_while_a_turn_runs() -> None:
         RecordingProvider(calls(call("test:long")), done()), long, store=store, lease_ttl=timedelta(seconds=0.15)
     )
     assert asyncio.run(loop.run(agent(), "Long")).ok
-    assert tokens[0] > 1  # renewed (with a new token) during the tool, and the turn still committed
+    # Renewed (with a new token) every 0.05 s during the tool, not only once, and the turn still committed.
+    assert tokens[0] >= 3
 
 
 def test_arguments_that_are_not_json_reach_the_model_as_invalid_arguments() -> None:
