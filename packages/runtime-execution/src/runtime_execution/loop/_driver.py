@@ -12,7 +12,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, NoReturn
 
@@ -599,10 +599,11 @@ class Driver:
         usage = response.usage
         if self._config.pricing is not None:
             usage = usage.model_copy(update={"cost_usd": self._price(usage)})
-        turn.usage = turn.usage + usage
+        turn.usage = usage if turn.usage is _NO_USAGE else turn.usage + usage  # zero plus usage is usage
         self._usage = self._usage + usage
         if message.content:
             self._last_text = message.content
+        now = self._config.clock.now()  # the reply, its budget debit and its tool calls: one step, one time
         self._recorder.add(
             trusted(
                 ModelRespondedPayload,
@@ -615,12 +616,13 @@ class Driver:
                 },
             ),
             turn=number,
+            ts=now,
         )
         self._add_message(message)
-        over_budget = self._settle(usage)
+        over_budget = self._settle(usage, now)
         calls = message.tool_calls
         for call in calls:
-            self._recorder.add(trusted(ToolCalledPayload, {"call": call}), turn=number, tool_call_id=call.id)
+            self._recorder.add(trusted(ToolCalledPayload, {"call": call}), turn=number, tool_call_id=call.id, ts=now)
         turn.tool_calls = len(calls)
         if not calls:
             reason = TerminalReason.RECOVERY_FAILED if turn.recovery else TerminalReason.NO_COMPLETION
@@ -646,12 +648,12 @@ class Driver:
         await self._end_turn()
         return None
 
-    def _settle(self, usage: Usage) -> BudgetVerdict | None:
+    def _settle(self, usage: Usage, now: datetime) -> BudgetVerdict | None:
         """Charge a model call to the budget (``budget.debited``); return the verdict if it is now hard."""
         if self._budget is None:
             return None
         self._budget = self._budget.settle(usage)
-        self._recorder.add(BudgetDebitedPayload(usage=usage, state=self._budget), turn=self._turn_number)
+        self._recorder.add(BudgetDebitedPayload(usage=usage, state=self._budget), turn=self._turn_number, ts=now)
         verdict = self._budget.verdict()
         return verdict if verdict.level is BudgetLevel.HARD else None
 
@@ -973,10 +975,9 @@ class Driver:
         sticky: list[JsonValue] = [name for name in sorted(self._sticky)]
         return {_STICKY: sticky} if sticky else {}
 
-    def _checkpoint(self, status: CheckpointStatus) -> Checkpoint:
+    def _checkpoint(self, status: CheckpointStatus, now: datetime) -> Checkpoint:
         turn = self._turn
         assert turn is not None
-        now = self._config.clock.now()
         parent = turn.parent
         if status is CheckpointStatus.FINAL and turn.number % self._config.snapshot_every == 0:
             # Built from validated parts, like the delta: validating the whole conversation again would
@@ -1025,20 +1026,27 @@ class Driver:
         )
 
     async def _commit_turn(
-        self, status: CheckpointStatus, *terminal: RunCompletedPayload | RunFailedPayload | RunCancelledPayload
+        self,
+        status: CheckpointStatus,
+        *terminal: RunCompletedPayload | RunFailedPayload | RunCancelledPayload,
+        now: datetime | None = None,
     ) -> None:
-        """Commit the turn's events with its checkpoint; a terminal run event, if any, comes last."""
+        """Commit the turn's events with its checkpoint; a terminal run event, if any, comes last.
+
+        The checkpoint and the events this adds carry `now` (default: the current time).
+        """
         turn = self._turn
         assert turn is not None
-        checkpoint = self._checkpoint(status)
+        now = now or self._config.clock.now()
+        checkpoint = self._checkpoint(status, now)
         saved = {
             "kind": checkpoint.kind,
             "parent_turn": checkpoint.parent_turn,
             "final": status is CheckpointStatus.FINAL,
         }
-        self._recorder.add(trusted(CheckpointSavedPayload, saved), turn=turn.number)
+        self._recorder.add(trusted(CheckpointSavedPayload, saved), turn=turn.number, ts=now)
         for payload in terminal:
-            self._recorder.add(payload, turn=turn.number)
+            self._recorder.add(payload, turn=turn.number, ts=now)
         await self._recorder.commit(checkpoint)
         self._checkpoint_turn = turn.number
 
@@ -1050,8 +1058,9 @@ class Driver:
             self._budget = self._budget.count(turns=1, tool_calls=turn.executed)
         duration_ms = (self._config.clock.monotonic() - turn.started) * 1000.0
         finished = {"usage": turn.usage, "tool_calls": turn.tool_calls, "duration_ms": duration_ms}
-        self._recorder.add(trusted(TurnFinishedPayload, finished), turn=turn.number)
-        await self._commit_turn(CheckpointStatus.FINAL, *terminal)
+        now = self._config.clock.now()  # the turn's end, its checkpoint and the run's end if it ends: one time
+        self._recorder.add(trusted(TurnFinishedPayload, finished), turn=turn.number, ts=now)
+        await self._commit_turn(CheckpointStatus.FINAL, *terminal, now=now)
         self._turn = None
 
     # -- endings ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from runtime_core.checkpoints import Checkpoint
 from runtime_core.clock import Clock
@@ -60,8 +60,14 @@ class Recorder:
         """The write lease in use."""
         return self._lease
 
-    def add(self, payload: EventPayload, *, turn: int, tool_call_id: str | None = None) -> None:
-        """Buffer an event for the next commit."""
+    def add(
+        self, payload: EventPayload, *, turn: int, tool_call_id: str | None = None, ts: datetime | None = None
+    ) -> None:
+        """Buffer an event for the next commit.
+
+        `ts` defaults to now; the events of one step (a turn's start and its model request, a reply and
+        its tool calls, a turn's end and its checkpoint) share the step's time.
+        """
         # Drafts are committed in the order they are added: the seq the store will give each is known.
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         if self._redactor is not None:
@@ -71,7 +77,7 @@ class Recorder:
                 payload,
                 run_id=self._lease.run_id,
                 seq=seq,
-                ts=self._clock.now(),
+                ts=ts or self._clock.now(),
                 agent_id=self._agent_id,
                 turn=turn,
                 tool_call_id=tool_call_id,
