@@ -549,6 +549,13 @@ def test_without_a_policy_every_call_is_allowed_without_a_decision() -> None:
     assert allowed.decision == ALLOW
 
 
+def test_the_policy_context_is_needed_only_with_a_policy() -> None:
+    tools, the_call = make_tools(Probe()), call("db:write", key="k")
+    assert ToolPipeline().screen(the_call, tools, None, None).failure is None
+    with pytest.raises(ValueError, match="PolicyContext"):
+        ToolPipeline(policy=Rules({})).screen(the_call, tools, None, None)
+
+
 def test_policy_denial() -> None:
     rules = Rules({"db:write": DENY})
     assert isinstance(rules, PolicyEngine)

@@ -724,15 +724,19 @@ class Driver:
             refused = [failed_result(call, ToolErrorCode.VALIDATION_ERROR, _ONE_PER_TURN) for call in calls[1:]]
         else:
             refused = []
-        policy_context = PolicyContext(
-            run_id=self._run.id,
-            agent_id=self._agent.name,
-            turn=number,
-            depth=self._run.depth,
-            role=self._agent.role,
-            mode=self._agent.mode,
-        )
         pipeline = self._config.pipeline
+        policy_context = (
+            PolicyContext(
+                run_id=self._run.id,
+                agent_id=self._agent.name,
+                turn=number,
+                depth=self._run.depth,
+                role=self._agent.role,
+                mode=self._agent.mode,
+            )
+            if pipeline.policy is not None
+            else None  # only a policy reads it
+        )
         screened: list[Screened] = []
         for call in runnable:
             item = pipeline.screen(call, self._tools, policy_context, self._workspace)

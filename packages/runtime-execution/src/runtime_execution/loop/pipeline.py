@@ -156,8 +156,13 @@ class ToolPipeline:
 
     # -- stages 1-4 ----------------------------------------------------------------------------------
 
-    def screen(self, call: ToolCall, tools: ToolRegistry, context: PolicyContext, workspace: Path | None) -> Screened:
-        """Resolve, decide, check the arguments and preflight the sandbox."""
+    def screen(
+        self, call: ToolCall, tools: ToolRegistry, context: PolicyContext | None, workspace: Path | None
+    ) -> Screened:
+        """Resolve, decide, check the arguments and preflight the sandbox.
+
+        `context` is what the policy decides on; it may be ``None`` only when the pipeline has no policy.
+        """
         tool = tools.get(call.name)
         if tool is None:
             return Screened(call, None, None, failed_result(call, *_unknown(call.name, tools)))
@@ -166,6 +171,8 @@ class ToolPipeline:
             return Screened(call, tool, None, malformed)
         spec = tool.spec
         if self.policy is not None:
+            if context is None:
+                raise ValueError("a pipeline with a policy screens calls with a PolicyContext")
             decision: PolicyDecision | None = self.policy.evaluate(call, spec, context)
         elif spec.requires_confirmation:
             decision = _CONFIRM
