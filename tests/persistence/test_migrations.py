@@ -64,7 +64,7 @@ def _differences(engine: Engine) -> list[object]:
 def test_the_models_describe_the_newest_revision() -> None:
     assert head_revision() == SCHEMA_REVISION
     script = ScriptDirectory.from_config(alembic_config())
-    assert [revision.revision for revision in script.walk_revisions()] == [SCHEMA_REVISION, "0001"]
+    assert [revision.revision for revision in script.walk_revisions()] == [SCHEMA_REVISION, "0002", "0001"]
     assert set(metadata.tables) == TABLES
 
 
@@ -183,7 +183,9 @@ def test_migration_modules_import_cleanly() -> None:
     assert initial.revision == "0001"
     assert initial.down_revision is None
     status = importlib.import_module("runtime_persistence.migrations.versions.0002_artifact_status")
-    assert (status.revision, status.down_revision) == (SCHEMA_REVISION, "0001")
+    assert (status.revision, status.down_revision) == ("0002", "0001")
+    compact = importlib.import_module("runtime_persistence.migrations.versions.0003_compact_run_log")
+    assert (compact.revision, compact.down_revision) == (SCHEMA_REVISION, "0002")
 
 
 def test_offline_mode_renders_the_sql(tmp_path: Path) -> None:

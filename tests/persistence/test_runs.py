@@ -45,7 +45,7 @@ def _run(engine: Engine, scenario: Any) -> Any:
     return asyncio.run(main())
 
 
-def test_recorded_events_are_kept_and_stored_as_their_json(engine: Engine) -> None:
+def test_recorded_events_are_kept_and_stored_without_their_envelope(engine: Engine) -> None:
     async def scenario(store: SqlRunStore) -> tuple[list[Event], list[Event]]:
         run_id, lease = await new_run(store)
         offset = timezone(timedelta(hours=2))
@@ -60,9 +60,15 @@ def test_recorded_events_are_kept_and_stored_as_their_json(engine: Engine) -> No
     written, read = _run(engine, scenario)
     assert read == written
     assert [event.model_dump_json() for event in read] == [event.model_dump_json() for event in written]
+    columns = (EventRow.id, EventRow.ts_offset, EventRow.agent_id, EventRow.v, EventRow.data, EventRow.data_zlib)
     with engine.connect() as connection:
-        stored = connection.execute(select(EventRow.data).where(EventRow.id == written[0].id)).scalar_one()
-    assert stored == written[0].model_dump_json(), "the row holds the event's JSON, offset included"
+        rows = connection.execute(
+            select(*columns).where(EventRow.run_id == written[0].run_id, EventRow.seq > 1).order_by(EventRow.seq)
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        (None, 7200, "a", 1, "{}", None),  # the loop's id, the offset, no payload field but defaults
+        (None, None, "a", 1, '{"worker":"w"}', None),
+    ], "the columns hold the envelope, data the payload without its type and defaults"
 
 
 def test_drafts_with_a_wrong_place_are_placed_by_the_store(engine: Engine) -> None:
@@ -97,13 +103,12 @@ def test_refused_appends_write_nothing(engine: Engine) -> None:
 
 
 def test_load_reads_from_the_nearest_snapshot_only(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    parsed: list[str] = []
-    real = runs_module._CHECKPOINT
+    parsed: list[Any] = []
+    real = runs_module._StoredRow.of
 
-    class Counting:
-        def validate_json(self, data: str) -> Any:
-            parsed.append(data)
-            return real.validate_json(data)
+    def counting(row: Any) -> Any:
+        parsed.append(row)
+        return real(row)
 
     async def scenario(store: SqlRunStore) -> None:
         run_id, lease = await new_run(store)
@@ -118,7 +123,7 @@ def test_load_reads_from_the_nearest_snapshot_only(engine: Engine, monkeypatch: 
                 row = CheckpointSnapshot(run_id=run_id, turn=turn, parent_turn=parent, created_at=T0, state=state)
             await store.append(lease, [draft(TurnFinishedPayload(), turn=turn)], row)
             parent = turn
-        monkeypatch.setattr(runs_module, "_CHECKPOINT", Counting())
+        monkeypatch.setattr(runs_module._StoredRow, "of", counting)
         latest = await store.load(run_id)
         assert latest.state == fold_checkpoints(rows), "turn 30 is a snapshot: one row"
         assert len(parsed) == 1, "turn 30 is a snapshot: one row"

@@ -11,20 +11,34 @@ Every append is one transaction, on SQLite and PostgreSQL alike:
 4. commit: one fsync'd commit per append.
 
 A refused append raises before anything is written and rolls back; nothing of it is visible to anyone.
+
+Rows are encoded as ``runtime_persistence._encoding`` describes: events without what their columns hold,
+checkpoints referencing the messages that events hold, large documents compressed. To reference messages,
+the store keeps, per run it writes, the messages its events carry (`MessageIndex`) next to the run's
+parsed projection; both are dropped when the run row is not the one this store last wrote or read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import Any, Final
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from pydantic import TypeAdapter
-from sqlalchemy import Engine, bindparam, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, String, bindparam, case, exists, func, insert, null, or_, select, tuple_, update
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from runtime_core.checkpoints import Checkpoint, CheckpointSnapshot, check_chain, fold_checkpoints
+from runtime_core.checkpoints import (
+    Checkpoint,
+    CheckpointDelta,
+    CheckpointSnapshot,
+    CheckpointState,
+    CheckpointStatus,
+    TurnDelta,
+    check_chain,
+    fold_checkpoints,
+)
 from runtime_core.clock import Clock, SystemClock
 from runtime_core.events import Event, EventDraft, EventType
 from runtime_core.exceptions import (
@@ -34,9 +48,27 @@ from runtime_core.exceptions import (
     LeaseHeldError,
     NotFoundError,
 )
+from runtime_core.messages import Message
 from runtime_core.runs import Run, RunStatus
 from runtime_core.stores import Lease, LoadedRun
 from runtime_persistence._database import Database, Direct, Prepared
+from runtime_persistence._encoding import (
+    EVENT_COLUMNS,
+    MESSAGE_EVENT_TYPES,
+    MessageIndex,
+    StoredDelta,
+    StoredState,
+    checkpoint_document,
+    event_columns,
+    event_place,
+    message_of,
+    pack,
+    read_event,
+    read_payload,
+    resolve_messages,
+    stored_references,
+    unpack,
+)
 from runtime_persistence.exceptions import DatabaseError
 from runtime_persistence.schema import metadata
 
@@ -46,8 +78,6 @@ _runs = metadata.tables["runs"]
 _events = metadata.tables["events"]
 _checkpoints = metadata.tables["checkpoints"]
 _leases = metadata.tables["leases"]
-
-_CHECKPOINT: Final = TypeAdapter[Checkpoint](Checkpoint)
 
 # Statements are built once: SQLAlchemy compiles each once per engine and caches it.
 _LOCK_RUN = (
@@ -84,7 +114,22 @@ _RELEASE_LEASE = (
     .values(owner=None, expires_at=None)
 )
 _INSERT_RUN = insert(_runs)
-_INSERT_EVENTS = insert(_events)
+# An event whose id is taken in the other form (see runtime_persistence._encoding) gets a NULL ``type``, so
+# that the NOT NULL constraint refuses it like the unique index refuses a repeated explicit id: in the same
+# statement, with no round trip, whatever the database. ``taken_id`` is the implicit id of a row stored
+# without one, ``taken_run``/``taken_seq`` the place an explicit id of the form ``<run_id>.<seq>`` names.
+_ID_TAKEN = or_(
+    exists().where(_events.c.id == bindparam("taken_id", type_=String())),
+    exists().where(
+        _events.c.run_id == bindparam("taken_run", type_=String()),
+        _events.c.seq == bindparam("taken_seq"),
+        _events.c.id.is_(None),
+    ),
+)
+_INSERT_EVENTS = insert(_events).values(
+    {column.key: bindparam(column.key) for column in _events.c if column.key != "type"}
+    | {"type": case((_ID_TAKEN, null()), else_=bindparam("type", type_=String()))}
+)
 _INSERT_LEASE = insert(_leases)
 _INSERT_CHECKPOINT = insert(_checkpoints)
 _REPLACE_CHECKPOINT = (
@@ -96,6 +141,7 @@ _REPLACE_CHECKPOINT = (
         status=bindparam("status"),
         created_at=bindparam("created_at"),
         data=bindparam("data"),
+        data_zlib=bindparam("data_zlib"),
     )
 )
 _UPDATE_RUN = (
@@ -118,9 +164,19 @@ _UPDATE_RUN_CHECKPOINT = (
 )
 _GET_RUN = select(_runs.c.data).where(_runs.c.id == bindparam("run_id"))
 _RUN_EXISTS = select(_runs.c.id).where(_runs.c.id == bindparam("run_id"))
-_MAX_PROJECTIONS = 1024
-"""Runs whose parsed projection a store keeps (runs being written; the cache starts over when full)."""
-_EXISTING_EVENT_IDS = select(_events.c.id).where(_events.c.id.in_(bindparam("ids", expanding=True)))
+_MAX_RUNS = 1024
+"""Runs whose parsed projection and message index a store keeps (the cache starts over when full)."""
+_EXPLICIT_IDS = select(_events.c.id).where(_events.c.id.in_(bindparam("ids", expanding=True)))
+_IMPLICIT_PLACES = select(_events.c.run_id, _events.c.seq).where(
+    tuple_(_events.c.run_id, _events.c.seq).in_(bindparam("places", expanding=True)), _events.c.id.is_(None)
+)
+_READ_EVENTS = select(*(_events.c[column] for column in EVENT_COLUMNS))
+# The events a load's checkpoint rows reference: all in one range of the run's log.
+_MESSAGE_EVENTS = select(_events.c.seq, _events.c.type, _events.c.data, _events.c.data_zlib).where(
+    _events.c.run_id == bindparam("run_id"),
+    _events.c.seq.between(bindparam("first"), bindparam("last")),
+    _events.c.type.in_([event_type.value for event_type in MESSAGE_EVENT_TYPES]),
+)
 
 
 def _load_statement(*, bounded: bool) -> Any:
@@ -128,7 +184,15 @@ def _load_statement(*, bounded: bool) -> Any:
     snapshot = select(_checkpoints.c.turn).where(
         _checkpoints.c.run_id == bindparam("run_id"), _checkpoints.c.kind == "snapshot"
     )
-    rows = select(_checkpoints.c.data).where(_checkpoints.c.run_id == bindparam("run_id"))
+    rows = select(
+        _checkpoints.c.turn,
+        _checkpoints.c.kind,
+        _checkpoints.c.parent_turn,
+        _checkpoints.c.status,
+        _checkpoints.c.created_at,
+        _checkpoints.c.data,
+        _checkpoints.c.data_zlib,
+    ).where(_checkpoints.c.run_id == bindparam("run_id"))
     if bounded:
         snapshot = snapshot.where(_checkpoints.c.turn <= bindparam("at_turn"))
         rows = rows.where(_checkpoints.c.turn <= bindparam("at_turn"))
@@ -139,6 +203,19 @@ def _load_statement(*, bounded: bool) -> Any:
 
 _LOAD_LATEST = _load_statement(bounded=False)
 _LOAD_AT_TURN = _load_statement(bounded=True)
+
+
+@dataclass(slots=True)
+class _RunCache:
+    """What a store knows of a run it writes.
+
+    The run row's ``data`` as the store last wrote or read it, that text parsed, and the messages the run's
+    events carry.
+    """
+
+    data: str
+    run: Run
+    messages: MessageIndex
 
 
 class _AppendStatements:
@@ -175,10 +252,10 @@ class SqlRunStore:
         self._db = Database(engine, check_schema=check_schema)
         self._clock = clock or SystemClock()
         self._sql = _AppendStatements(self._db)
-        self._projections: dict[str, tuple[str, Run]] = {}
-        """Per run, the run row's ``data`` as this store last wrote it, parsed: an append whose locked row
-        still holds exactly that text skips parsing it again (any other text, e.g. after a rolled-back
-        append or another writer's, is parsed)."""
+        self._runs: dict[str, _RunCache] = {}
+        """Per run, the run row's ``data`` as this store last wrote (or read) it, parsed, and its messages:
+        an append whose locked row still holds exactly that text skips parsing it again; any other text
+        (after a rolled-back append, another writer's, a run created anew) starts the run's cache over."""
 
     @property
     def engine(self) -> Engine:
@@ -201,9 +278,10 @@ class SqlRunStore:
             raise ValueError(f"a run is created by a run.created draft, not {created.type.value}")
         event = Event.placed(created, run_id=run_id, seq=1)
         run = Run.created(event)
+        row = _run_row(run, checkpoint_turn=None, checkpoint_parent_turn=None)
 
         def work(connection: Connection) -> None:
-            connection.execute(_INSERT_RUN, _run_row(run, checkpoint_turn=None, checkpoint_parent_turn=None))
+            connection.execute(_INSERT_RUN, row)
             connection.execute(_INSERT_EVENTS, [_event_row(event)])
             connection.execute(_INSERT_LEASE, {"run_id": run_id, "owner": None, "token": 0, "expires_at": None})
 
@@ -213,6 +291,7 @@ class SqlRunStore:
             if await self._db.read("create_run", lambda c: c.execute(_RUN_EXISTS, {"run_id": run_id}).first()):
                 raise AlreadyExistsError("run", run_id) from None
             raise await self._duplicate_error("create_run", [event], exc) from None
+        self._remember(run_id, _RunCache(row["data"], run, MessageIndex()))
         return run
 
     async def acquire_lease(self, run_id: str, owner: str, *, ttl: timedelta, steal: bool = False) -> Lease:
@@ -283,11 +362,15 @@ class SqlRunStore:
                 checkpoint_turn, checkpoint_parent = checkpoint.turn, checkpoint.parent_turn
             chain = {"b_id": run_id, "checkpoint_turn": checkpoint_turn, "checkpoint_parent_turn": checkpoint_parent}
             placed = [Event.placed(draft, run_id=run_id, seq=last_seq + i) for i, draft in enumerate(events, 1)]
-            update_run = self._project(run_data, placed, chain) if placed else None
+            cache = self._cached(run_id, run_data)
+            # The checkpoint may reference this boundary's events: they commit in the same transaction. Should
+            # it roll back, the run row will not hold the text `_project` leaves in the cache, which starts over.
+            cache.messages.add_events(placed)
+            update_run = self._project(cache, placed, chain) if placed else None
             # Every check passed: only the database itself can still refuse the writes (a recorded event id),
             # and that rolls the whole boundary back. On PostgreSQL they go out with the commit, in one round trip.
             if checkpoint is not None:
-                checkpoint_values = _checkpoint_row(checkpoint, replace=replace)
+                checkpoint_values = _checkpoint_row(checkpoint, cache.messages, replace=replace)
                 db.execute(sql.replace_checkpoint if replace else sql.insert_checkpoint, checkpoint_values)
             if update_run is not None:
                 db.execute_many(sql.insert_events, [_event_row(event) for event in placed])
@@ -329,14 +412,13 @@ class SqlRunStore:
             NotFoundError: No such run.
         """
         query = (
-            select(_events.c.data)
-            .where(_events.c.run_id == run_id, _events.c.seq > after_seq)
+            _READ_EVENTS.where(_events.c.run_id == run_id, _events.c.seq > after_seq)
             .order_by(_events.c.seq)
             .limit(limit)
         )
 
-        def work(connection: Connection) -> Sequence[str] | None:
-            rows = connection.execute(query).scalars().all()
+        def work(connection: Connection) -> Sequence[Row[Any]] | None:
+            rows = connection.execute(query).all()
             if not rows and connection.execute(_RUN_EXISTS, {"run_id": run_id}).first() is None:
                 return None
             return rows
@@ -344,7 +426,7 @@ class SqlRunStore:
         rows = await self._db.read("read_events", work)
         if rows is None:
             raise NotFoundError("run", run_id)
-        return [Event.model_validate_json(data) for data in rows]
+        return [read_event(run_id, row) for row in rows]
 
     async def load(self, run_id: str, *, at_turn: int | None = None) -> LoadedRun:
         """Return a run and its state: the nearest snapshot folded with the deltas after it.
@@ -361,32 +443,63 @@ class SqlRunStore:
         statement = _LOAD_LATEST if at_turn is None else _LOAD_AT_TURN
         parameters = {"run_id": run_id, "at_turn": at_turn}
 
-        def work(connection: Connection) -> tuple[str | None, Sequence[str]]:
+        def work(connection: Connection) -> tuple[str | None, list[_StoredRow], dict[int, Message]]:
             run_data = connection.execute(_GET_RUN, parameters).scalar()
             if run_data is None:
-                return None, ()
-            return run_data, connection.execute(statement, parameters).scalars().all()
+                return None, [], {}
+            rows = [_StoredRow.of(row) for row in connection.execute(statement, parameters)]
+            wanted = {seq for row in rows for seq in stored_references(row.stored.messages)}
+            if not wanted:
+                return run_data, rows, {}
+            bounds = {"run_id": run_id, "first": min(wanted), "last": max(wanted)}
+            carried: dict[int, Message] = {}
+            for seq, event_type, data, data_zlib in connection.execute(_MESSAGE_EVENTS, bounds):
+                if seq in wanted:
+                    message = message_of(read_payload(event_type, unpack(data, data_zlib)))
+                    if message is not None:
+                        carried[seq] = message
+            return run_data, rows, carried
 
-        run_data, rows = await self._db.read("load", work)
+        run_data, rows, carried = await self._db.read("load", work)
         if run_data is None:
             raise NotFoundError("run", run_id)
-        checkpoints = [_CHECKPOINT.validate_json(data) for data in rows]
+        try:
+            checkpoints = [row.checkpoint(run_id, carried) for row in rows]
+        except LookupError as exc:
+            raise DatabaseError(f"load found a broken checkpoint: {exc}", operation="load", retryable=False) from None
+        run = Run.model_validate_json(run_data)
+        # The loop goes on with these very messages: its next checkpoints reference them at once.
+        cache = self._cached(run_id, run_data, run)
+        for seq, message in carried.items():
+            cache.messages.add(seq, message)
         return LoadedRun(
-            run=Run.model_validate_json(run_data),
+            run=run,
             state=fold_checkpoints(checkpoints),
             checkpoint_turn=checkpoints[-1].turn if checkpoints else None,
         )
 
-    def _project(self, run_data: str, placed: list[Event], chain: dict[str, Any]) -> tuple[Prepared, dict[str, Any]]:
+    def _cached(self, run_id: str, run_data: str, run: Run | None = None) -> _RunCache:
+        """The store's cache of a run whose row holds `run_data` (parsed unless `run` is given or cached)."""
+        known = self._runs.get(run_id)
+        if known is not None and known.data == run_data:
+            return known
+        cache = _RunCache(run_data, run or Run.model_validate_json(run_data), MessageIndex())
+        self._remember(run_id, cache)
+        return cache
+
+    def _remember(self, run_id: str, cache: _RunCache) -> None:
+        if len(self._runs) >= _MAX_RUNS:
+            self._runs.clear()
+        self._runs[run_id] = cache
+
+    def _project(self, cache: _RunCache, placed: list[Event], chain: dict[str, Any]) -> tuple[Prepared, dict[str, Any]]:
         """The update of the run row after `placed`: its projection (`Run.apply`), ``last_seq`` and `chain`."""
-        run_id = placed[0].run_id
-        known = self._projections.get(run_id)
-        before = known[1] if known is not None and known[0] == run_data else Run.model_validate_json(run_data)
+        before = cache.run
         run = before.apply(*placed)
         data = run.model_dump_json()
-        if len(self._projections) >= _MAX_PROJECTIONS:
-            self._projections.clear()
-        self._projections[run_id] = (data, run)
+        cache.data, cache.run = data, run
+        if run.status.is_terminal:
+            self._runs.pop(run.id, None)  # its messages will not be referenced again: no need to keep them
         values = {**chain, "updated_at": run.updated_at, "turns": run.turns, "last_seq": run.last_seq, "data": data}
         if (run.status, run.reason) == (before.status, before.reason):
             return self._sql.update_run, values
@@ -398,9 +511,16 @@ class SqlRunStore:
     ) -> DuplicateEventError | DatabaseError:
         """The error for a transaction refused by a constraint: a recorded event id, or else unexpected."""
         ids = [event.id for event in events]
-        existing = set(
-            await self._db.read(operation, lambda c: c.execute(_EXISTING_EVENT_IDS, {"ids": ids}).scalars().all())
-        )
+        places = {place: event_id for event_id in ids if (place := event_place(event_id)) is not None}
+
+        def work(connection: Connection) -> set[str]:
+            recorded = set(connection.execute(_EXPLICIT_IDS, {"ids": ids}).scalars())
+            if places:
+                rows = connection.execute(_IMPLICIT_PLACES, {"places": list(places)})
+                recorded.update(places[run_id, seq] for run_id, seq in rows)
+            return recorded
+
+        existing = await self._db.read(operation, work)
         duplicate = next((event_id for event_id in ids if event_id in existing), None)
         if duplicate is not None:
             return DuplicateEventError(duplicate)
@@ -418,28 +538,70 @@ def _check_batch(events: Sequence[EventDraft]) -> None:
 
 
 def _event_row(event: Event) -> dict[str, Any]:
-    return {
-        "run_id": event.run_id,
-        "seq": event.seq,
-        "id": event.id,
-        "type": event.type.value,
-        "turn": event.turn,
-        "ts": event.ts,
-        "data": event.model_dump_json(),
-    }
+    """The values of `_INSERT_EVENTS` for `event`: its columns and the ids to check in the other form."""
+    values = event_columns(event)
+    place = None if values["id"] is None else event_place(event.id)
+    values["taken_id"] = event.id if values["id"] is None else None
+    values["taken_run"], values["taken_seq"] = place or (None, None)
+    return values
 
 
-def _checkpoint_row(checkpoint: Checkpoint, *, replace: bool) -> dict[str, Any]:
+def _checkpoint_row(checkpoint: Checkpoint, messages: MessageIndex, *, replace: bool) -> dict[str, Any]:
     keys = ("b_run_id", "b_turn") if replace else ("run_id", "turn")
+    data, data_zlib = pack(checkpoint_document(checkpoint, messages))
     return {
         keys[0]: checkpoint.run_id,
         keys[1]: checkpoint.turn,
-        "kind": "snapshot" if isinstance(checkpoint, CheckpointSnapshot) else "delta",
+        "kind": checkpoint.kind,
         "parent_turn": checkpoint.parent_turn,
         "status": checkpoint.status.value,
         "created_at": checkpoint.created_at,
-        "data": checkpoint.model_dump_json(),
+        "data": data,
+        "data_zlib": data_zlib,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredRow:
+    """A checkpoint row as loaded: its columns and its document, messages not yet resolved."""
+
+    turn: int
+    kind: str
+    parent_turn: int | None
+    status: CheckpointStatus
+    created_at: datetime
+    stored: StoredDelta | StoredState
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> _StoredRow:
+        turn, kind, parent_turn, status, created_at, data, data_zlib = row
+        document = unpack(data, data_zlib)
+        stored = (
+            StoredState.model_validate_json(document)
+            if kind == "snapshot"
+            else StoredDelta.model_validate_json(document)
+        )
+        return cls(turn, kind, parent_turn, CheckpointStatus(status), created_at, stored)
+
+    def checkpoint(self, run_id: str, carried: dict[int, Message]) -> Checkpoint:
+        """The checkpoint, every message reference resolved from `carried` (``seq`` to message).
+
+        Raises:
+            LookupError: A reference is not in `carried`.
+        """
+        where = f"the checkpoint of run {run_id!r} at turn {self.turn}"
+        fields = {**self.stored.__dict__, "messages": resolve_messages(self.stored.messages, carried, where)}
+        envelope = {
+            "run_id": run_id,
+            "turn": self.turn,
+            "parent_turn": self.parent_turn,
+            "status": self.status,
+            "created_at": self.created_at,
+        }
+        if self.kind == "snapshot":
+            state = CheckpointState.model_validate({**fields, "turn": self.turn})
+            return CheckpointSnapshot(**envelope, state=state)
+        return CheckpointDelta(**envelope, delta=TurnDelta.model_validate(fields))
 
 
 def _run_row(run: Run, *, checkpoint_turn: int | None, checkpoint_parent_turn: int | None) -> dict[str, Any]:

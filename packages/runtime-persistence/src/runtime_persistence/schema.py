@@ -1,11 +1,15 @@
 """The SQL schema of Agent Runtime: one set of tables for SQLite and PostgreSQL.
 
-Every record the runtime persists is a pydantic model. A row keeps that model's JSON (``data``, written
+Every record the runtime persists is a pydantic model. Most rows keep that model's JSON (``data``, written
 with ``model_dump_json`` and read back with ``model_validate_json``) next to the columns the stores
-filter, order and check constraints on. The JSON is the record; the columns are an index into it. JSON
-is stored as ``TEXT`` on both databases: the run log keeps exactly the bytes that were written (an audit
-export hashes them), nothing is parsed twice on the way in, and the hot path needs no JSON operators
-(PostgreSQL users can still query it with ``data::jsonb``).
+filter, order and check constraints on: the JSON is the record, the columns an index into it. JSON is
+stored as ``TEXT`` on both databases: nothing is parsed twice on the way in, and the hot path needs no
+JSON operators (PostgreSQL users can still query it with ``data::jsonb``).
+
+The run log and the checkpoints, which hold a run's conversation, are stored more compactly (see
+``runtime_persistence._encoding``): their columns hold the envelope, ``data`` only the rest, a checkpoint
+references the messages that events already hold, and large documents are zlib-compressed into
+``data_zlib`` instead. The stores read back exactly the events and states that were written.
 
 Timestamps are `UtcDateTime` columns: timezone-aware in Python, stored in UTC on both databases (SQLite
 has no timezone type, so ordering by time would otherwise break on mixed offsets).
@@ -31,6 +35,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -49,7 +54,7 @@ __all__ = [
     "metadata",
 ]
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 """The migration revision these models describe (the head of ``runtime_persistence/migrations``)."""
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -128,19 +133,38 @@ class RunRow(Base):
 class EventRow(Base):
     """One entry of a run log (``runtime_core.Event``): ``seq`` is dense from 1 per run.
 
-    The primary key ``(run_id, seq)`` makes a gap or a second writer at the same place impossible; ``id``
-    is unique across all runs (a retried boundary is refused as a duplicate). ``data`` is the event's JSON.
+    The primary key ``(run_id, seq)`` makes a gap or a second writer at the same place impossible. The
+    columns hold the envelope: ``id`` is ``NULL`` for the id the agent loop gives events,
+    ``<run_id>.<seq>``, which the primary key makes unique; other ids are unique across all runs (an
+    index of them, and the run store checks the two forms against each other), so a retried boundary is
+    refused as a duplicate. ``ts`` is the time in UTC and ``ts_offset`` the UTC offset in seconds of a
+    time written in another zone (``NULL`` for UTC). The payload's JSON is ``data``, or compressed in
+    ``data_zlib`` (see ``runtime_persistence._encoding``).
     """
 
     __tablename__ = "events"
+    __table_args__ = (
+        Index(
+            "uq_events_id",
+            "id",
+            unique=True,
+            sqlite_where=text("id IS NOT NULL"),
+            postgresql_where=text("id IS NOT NULL"),
+        ),
+    )
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    id: Mapped[str] = mapped_column(unique=True)
+    id: Mapped[str | None]
     type: Mapped[str]
     turn: Mapped[int]
     ts: Mapped[datetime]
-    data: Mapped[str] = mapped_column(Text)
+    ts_offset: Mapped[int | None]
+    agent_id: Mapped[str]
+    tool_call_id: Mapped[str | None]
+    v: Mapped[int] = mapped_column(server_default="1")
+    data: Mapped[str | None] = mapped_column(Text)
+    data_zlib: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class CheckpointRow(Base):
@@ -148,6 +172,8 @@ class CheckpointRow(Base):
 
     One row per ``(run_id, turn)``: a turn's row is created at turn start, replaced at each tool call and
     result, and finalised at turn end (``status``). ``parent_turn`` points at the previous row's turn.
+    The delta (or the snapshot's state) is ``data``, or compressed in ``data_zlib``; its messages are
+    references to the events that carry them where possible (see ``runtime_persistence._encoding``).
     """
 
     __tablename__ = "checkpoints"
@@ -158,7 +184,8 @@ class CheckpointRow(Base):
     parent_turn: Mapped[int | None]
     status: Mapped[str]
     created_at: Mapped[datetime]
-    data: Mapped[str] = mapped_column(Text)
+    data: Mapped[str | None] = mapped_column(Text)
+    data_zlib: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class LeaseRow(Base):
