@@ -833,6 +833,7 @@ class Driver:
         pipeline = self._config.pipeline
         number = self._turn_number
         ready: list[tuple[Screened, ToolContext]] = []
+        write_ahead = False
         for item in group:
             if item.failure is None and self._failed:
                 item = self._refuse_repeat(item)
@@ -848,15 +849,13 @@ class Driver:
             assert spec is not None
             if spec.effect is not ToolEffect.NONE:
                 # The side-effect ledger: only calls that can change the world need a start record.
-                self._recorder.add(
-                    ToolStartedPayload(tool_name=spec.name, effect=spec.effect, idempotency_key=item.call.id),
-                    turn=number,
-                    tool_call_id=item.call.id,
-                )
+                started = {"tool_name": spec.name, "effect": spec.effect, "idempotency_key": item.call.id}
+                self._recorder.add(trusted(ToolStartedPayload, started), turn=number, tool_call_id=item.call.id)
+                write_ahead = True
             ready.append((item, context))
         if not ready:
             return
-        if any(item.spec is not None and item.spec.effect is not ToolEffect.NONE for item, _ in ready):
+        if write_ahead:
             # Write-ahead: the ledger must show these calls started before any of them can act.
             await self._commit_turn(CheckpointStatus.OPEN)
         self._inflight = [_Running(item.call) for item, _ in ready]
