@@ -22,6 +22,8 @@ from runtime_core.usage import Usage
 
 __all__ = ["Run", "RunResult", "RunStatus"]
 
+_NO_USAGE = Usage()
+
 
 class RunStatus(StrEnum):
     """Where a run is in its life cycle."""
@@ -95,17 +97,25 @@ class Run(FrozenModel):
         payload = event.payload
         if not isinstance(payload, RunCreatedPayload):
             raise ValueError(f"a run starts with run.created, not {event.type.value}")
-        return cls(
-            id=event.run_id,
-            agent=payload.agent,
-            task=payload.task,
-            parent_run_id=payload.parent_run_id,
-            root_run_id=payload.root_run_id or event.run_id,
-            depth=payload.depth,
-            created_at=event.ts,
-            updated_at=event.ts,
-            last_seq=event.seq,
-            metadata=payload.metadata,
+        # Every value comes from the validated event (a new run is queued, without a reason).
+        return trusted(
+            cls,
+            {
+                "id": event.run_id,
+                "agent": payload.agent,
+                "task": payload.task,
+                "status": RunStatus.QUEUED,
+                "reason": None,
+                "parent_run_id": payload.parent_run_id,
+                "root_run_id": payload.root_run_id or event.run_id,
+                "depth": payload.depth,
+                "created_at": event.ts,
+                "updated_at": event.ts,
+                "turns": 0,
+                "usage": _NO_USAGE,
+                "last_seq": event.seq,
+                "metadata": payload.metadata,
+            },
         )
 
     def apply(self, *events: Event) -> Run:

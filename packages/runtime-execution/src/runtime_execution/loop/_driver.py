@@ -691,15 +691,15 @@ class Driver:
                 return await self._fail(TerminalReason.RECOVERY_FAILED, f"{COMPLETION_TOOL_NAME} failed: {error}")
             await self._end_turn()
             return None
-        self._recorder.add(
-            CompletionRecordedPayload(
-                summary=completion.summary, artifacts=completion.artifacts or (), next_steps=completion.next_steps
-            ),
-            turn=turn.number,
-            tool_call_id=call.id,
-        )
+        # The accepted completion is validated: its parts need no validation again.
+        recorded = {
+            "summary": completion.summary,
+            "artifacts": completion.artifacts or (),
+            "next_steps": completion.next_steps,
+        }
+        self._recorder.add(trusted(CompletionRecordedPayload, recorded), turn=turn.number, tool_call_id=call.id)
         self._set_status(AgentStatus.COMPLETE)
-        await self._end_turn(RunCompletedPayload(summary=completion.summary))
+        await self._end_turn(trusted(RunCompletedPayload, {"summary": completion.summary}))
         return self._result(
             RunStatus.COMPLETED, TerminalReason.COMPLETED, output=completion.summary, completion=completion
         )
@@ -1079,17 +1079,18 @@ class Driver:
     ) -> RunResult:
         if self._config.redactor is not None:
             output, error = self._config.redactor.redact(output), self._config.redactor.redact(error)
-        return RunResult(
-            run_id=self._run.id,
-            status=status,
-            reason=reason,
-            output=output,
-            completion=completion,
-            error=error,
-            turns=self._turn_number,
-            usage=self._usage,
-            last_seq=self._recorder.last_seq,
-        )
+        result = {
+            "run_id": self._run.id,
+            "status": status,
+            "reason": None if reason is None else str(reason),  # a plain str, as validation makes it
+            "output": output,
+            "completion": completion,
+            "error": error,
+            "turns": self._turn_number,
+            "usage": self._usage,
+            "last_seq": self._recorder.last_seq,
+        }
+        return trusted(RunResult, result)  # of the run's validated parts
 
     async def _fail(self, reason: str, message: str, *, stage: str | None = None) -> RunResult:
         if stage is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from runtime_core import trusted
 from runtime_core.agents import AgentSpec
 from runtime_core.approvals import ApprovalHandler
 from runtime_core.checkpoints import CheckpointSnapshot, CheckpointState, CheckpointStatus
@@ -81,6 +82,7 @@ LoopEvent = Event | ModelDelta
 """What `RunHandle.events` yields: recorded run-log events, and model deltas when streaming."""
 
 _DONE = object()
+_FIRST_SNAPSHOT_SAVED = CheckpointSavedPayload(kind="snapshot", final=True)
 
 
 class RunHandle:
@@ -229,7 +231,7 @@ def _initial_state(agent: AgentSpec, task: str) -> CheckpointState:
     """A new run's state: the agent's instructions and the task."""
     messages: list[Message] = [SystemMessage(content=agent.instructions)] if agent.instructions else []
     messages.append(UserMessage(content=task))
-    return CheckpointState(turn=0, messages=tuple(messages))
+    return trusted(CheckpointState, {"turn": 0, "messages": tuple(messages)})  # of validated messages
 
 
 def _workspace_root(path: str | os.PathLike[str]) -> Path:
@@ -430,12 +432,17 @@ class AgentLoop:
 
     async def _commit_snapshot(self, recorder: Recorder, run_id: str, state: CheckpointState) -> None:
         """Commit the first checkpoint of a run (a snapshot), with the events buffered so far."""
-        recorder.add(CheckpointSavedPayload(kind="snapshot", final=True), turn=state.turn)
-        await recorder.commit(
-            CheckpointSnapshot(
-                run_id=run_id, turn=state.turn, status=CheckpointStatus.FINAL, created_at=self._clock.now(), state=state
-            )
-        )
+        now = self._clock.now()
+        recorder.add(_FIRST_SNAPSHOT_SAVED, turn=state.turn, ts=now)
+        snapshot = {
+            "run_id": run_id,
+            "turn": state.turn,
+            "parent_turn": None,
+            "status": CheckpointStatus.FINAL,
+            "created_at": now,
+            "state": state,
+        }
+        await recorder.commit(trusted(CheckpointSnapshot, snapshot))  # of a validated state
 
     def _handle(self, run: Run, lease: Lease) -> tuple[RunHandle, Recorder]:
         handle = RunHandle(run, self._store, RunControl())
