@@ -753,14 +753,12 @@ class Driver:
                 if decided is None:
                     return await self._wait_for_approval()
                 screened[index] = decided
-        specs = [item.spec for item in screened]
-        groups = (
-            plan_groups(runnable, specs, resources=self._config.resources)
-            if len(runnable) > 1 and self._agent.mode is ExecutionMode.BATCH
-            else [[0]]  # one call, or interactive mode (which runs one): a single group
-        )
-        for group in groups:
-            await self._run_group([screened[index] for index in group])
+        if len(runnable) == 1:  # one call (always so in interactive mode): a single group
+            await self._run_group(screened)
+        else:
+            specs = [item.spec for item in screened]
+            for group in plan_groups(runnable, specs, resources=self._config.resources):
+                await self._run_group([screened[index] for index in group])
         for result in refused:
             self._record_outcome(result)
         return None
