@@ -130,6 +130,17 @@ def test_view_is_a_snapshot(registry: LocalToolRegistry) -> None:
     assert len(view) == 3
 
 
+def test_views_are_shared_until_the_registry_changes(registry: LocalToolRegistry) -> None:
+    view = registry.view(["file:*"])
+    assert registry.view(("file:*",)) is view  # one snapshot per pattern list
+    registry.register(StubTool("file:delete"))
+    widened = registry.view(["file:*"])
+    assert widened is not view
+    assert widened.names() == ["complete_task", "file:delete", "file:read", "file:write"]
+    registry.unregister("file:delete")
+    assert registry.view(["file:*"]).names() == ["complete_task", "file:read", "file:write"]
+
+
 def test_builtin_tools_register() -> None:
     registry = LocalToolRegistry(builtin_tools())
     assert registry.names() == [

@@ -31,6 +31,9 @@ class LocalToolRegistry:
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        # Views by pattern list: a view is a read-only snapshot, so runs of one agent share one until
+        # the registry changes (every run asks for its agent's view when it starts).
+        self._views: dict[tuple[str, ...], ToolRegistryView] = {}
         for tool in tools:
             self.register(tool)
 
@@ -44,6 +47,7 @@ class LocalToolRegistry:
         if name in self._tools:
             raise AlreadyExistsError("tool", name)
         self._tools[name] = tool
+        self._views.clear()
         return tool
 
     def unregister(self, name: str) -> Tool:
@@ -53,9 +57,11 @@ class LocalToolRegistry:
             NotFoundError: No tool has that name.
         """
         try:
-            return self._tools.pop(name)
+            tool = self._tools.pop(name)
         except KeyError:
             raise NotFoundError("tool", name) from None
+        self._views.clear()
+        return tool
 
     def get(self, name: str) -> Tool | None:
         """Return the tool called `name`, or ``None``."""
@@ -75,7 +81,11 @@ class LocalToolRegistry:
         Args:
             allowed: Tool name patterns: exact names, ``*``, ``file:*`` or any shell-style glob.
         """
-        return ToolRegistryView(self._tools, allowed)
+        key = tuple(allowed)
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[key] = ToolRegistryView(self._tools, key)
+        return view
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools
