@@ -106,9 +106,9 @@ def test_load_reads_from_the_nearest_snapshot_only(engine: Engine, monkeypatch: 
     parsed: list[Any] = []
     real = runs_module._StoredRow.of
 
-    def counting(row: Any) -> Any:
+    def counting(row: Any, timestamp: Any) -> Any:
         parsed.append(row)
-        return real(row)
+        return real(row, timestamp)
 
     async def scenario(store: SqlRunStore) -> None:
         run_id, lease = await new_run(store)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import types
 import typing
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Final, Union
 
@@ -174,12 +174,13 @@ def timestamp_offset(ts: datetime) -> int | None:
 
 def event_columns(event: Event) -> dict[str, Any]:
     """The column values of an event's row (the implicit id and UTC offset as ``None``)."""
-    data, data_zlib = pack(payload_document(event.payload))
+    payload = event.payload
+    data, data_zlib = pack(payload_document(payload))
     return {
         "run_id": event.run_id,
         "seq": event.seq,
-        "id": None if event.id == Event.id_for(event.run_id, event.seq) else event.id,
-        "type": event.type.value,
+        "id": None if event.id == f"{event.run_id}.{event.seq}" else event.id,  # Event.id_for, inline
+        "type": payload.type,  # the event's type (a plain string: an enum's value costs a descriptor call)
         "turn": event.turn,
         "ts": event.ts,
         "ts_offset": timestamp_offset(event.ts),
@@ -191,9 +192,10 @@ def event_columns(event: Event) -> dict[str, Any]:
     }
 
 
-def read_event(run_id: str, row: Sequence[Any]) -> Event:
-    """Rebuild an event of `run_id` from its row's `EVENT_COLUMNS`."""
-    seq, event_id, event_type, turn, ts, offset, agent_id, tool_call_id, v, data, data_zlib = row
+def read_event(run_id: str, row: Sequence[Any], timestamp: Callable[[Any], datetime]) -> Event:
+    """Rebuild an event of `run_id` from its row's `EVENT_COLUMNS` (`timestamp` makes ``ts`` aware UTC)."""
+    seq, event_id, event_type, turn, stored_ts, offset, agent_id, tool_call_id, v, data, data_zlib = row
+    ts = timestamp(stored_ts)
     if offset is not None:
         ts = ts.astimezone(timezone(timedelta(seconds=offset)))
     payload = read_payload(event_type, unpack(data, data_zlib))
@@ -243,23 +245,28 @@ def _key(message: Message) -> _Key | None:
 
 
 class MessageIndex:
-    """The messages a run's events carry, by a key, so that checkpoints can reference them.
+    """The messages a run's events carry, so that checkpoints can reference them.
 
-    A store keeps one per run while it writes the run; a message is referenced only when the event
-    reproduces it exactly (the same object, or the same JSON), so a stale or missing entry costs bytes,
-    never correctness.
+    A store keeps one per run it writes; it must hold only events committed, or being committed in the
+    transaction that writes the checkpoint (the store starts the index over when it cannot tell). A message
+    is referenced only when an event reproduces it exactly: it is the very object the event carries (the
+    agent loop's replies, the messages `load` returned), or it has the same JSON (a tool result message,
+    which the loop builds from the event's result); any other message is stored whole.
     """
 
-    __slots__ = ("_messages",)
+    __slots__ = ("_by_key", "_by_object")
 
     def __init__(self) -> None:
-        self._messages: dict[_Key, tuple[int, Message]] = {}
+        self._by_object: dict[int, tuple[int, Message]] = {}
+        """By ``id()`` of the message (which the entry keeps alive, so that the id is not reused)."""
+        self._by_key: dict[_Key, tuple[int, Message]] = {}
 
     def add(self, seq: int, message: Message) -> None:
         """Record that the event at `seq` carries `message`."""
+        self._by_object[id(message)] = (seq, message)
         key = _key(message)
         if key is not None:
-            self._messages[key] = (seq, message)
+            self._by_key[key] = (seq, message)
 
     def add_events(self, events: Sequence[Event]) -> None:
         """Record the messages `events` carry."""
@@ -268,17 +275,24 @@ class MessageIndex:
             if message is not None:
                 self.add(event.seq, message)
 
+    def add_loaded(self, carried: Mapping[int, Message]) -> None:
+        """Record messages that `load` resolved (``seq`` to message): the loop goes on with these objects."""
+        by_object = self._by_object
+        for seq, message in carried.items():
+            by_object[id(message)] = (seq, message)
+
     def reference(self, message: Message) -> int | None:
         """The ``seq`` of an event that reproduces `message` exactly, if one is known."""
+        known = self._by_object.get(id(message))
+        if known is not None and known[1] is message:
+            return known[0]
         key = _key(message)
-        if key is None or (known := self._messages.get(key)) is None:
+        if key is None or (known := self._by_key.get(key)) is None:
             return None
         seq, carried = known
-        if carried is message:
-            return seq
         if carried.model_dump_json() != message.model_dump_json():
             return None
-        self._messages[key] = (seq, message)  # the next time (a snapshot), the same object is found at once
+        self._by_object[id(message)] = (seq, message)  # the next time (a snapshot), found at once
         return seq
 
 

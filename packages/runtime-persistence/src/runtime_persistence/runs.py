@@ -20,13 +20,27 @@ parsed projection; both are dropped when the run row is not the one this store l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, String, bindparam, case, exists, func, insert, null, or_, select, tuple_, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy import (
+    Engine,
+    Integer,
+    String,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from runtime_core.checkpoints import (
@@ -114,21 +128,19 @@ _RELEASE_LEASE = (
     .values(owner=None, expires_at=None)
 )
 _INSERT_RUN = insert(_runs)
-# An event whose id is taken in the other form (see runtime_persistence._encoding) gets a NULL ``type``, so
-# that the NOT NULL constraint refuses it like the unique index refuses a repeated explicit id: in the same
-# statement, with no round trip, whatever the database. ``taken_id`` is the implicit id of a row stored
-# without one, ``taken_run``/``taken_seq`` the place an explicit id of the form ``<run_id>.<seq>`` names.
-_ID_TAKEN = or_(
-    exists().where(_events.c.id == bindparam("taken_id", type_=String())),
-    exists().where(
-        _events.c.run_id == bindparam("taken_run", type_=String()),
-        _events.c.seq == bindparam("taken_seq"),
-        _events.c.id.is_(None),
-    ),
-)
+# An event stored without its id (``<run_id>.<seq>``, see runtime_persistence._encoding) whose id another
+# row holds explicitly gets a NULL ``type`` (``taken_id`` is its id, NULL for the other rows), so that the
+# NOT NULL constraint refuses it as the unique index refuses a repeated explicit id: in the same statement,
+# with no round trip, whatever the database. (The other way round, an explicit id of the form
+# ``<run_id>.<seq>`` naming an event recorded without its id, is rare: the store looks it up, see
+# `_claimed_places`.)
+_ID_TAKEN = exists().where(_events.c.id == bindparam("taken_id", type_=String()))
 _INSERT_EVENTS = insert(_events).values(
     {column.key: bindparam(column.key) for column in _events.c if column.key != "type"}
     | {"type": case((_ID_TAKEN, null()), else_=bindparam("type", type_=String()))}
+)
+_IMPLICIT_AT = select(_events.c.seq).where(
+    _events.c.run_id == bindparam("run_id"), _events.c.seq == bindparam("seq"), _events.c.id.is_(None)
 )
 _INSERT_LEASE = insert(_leases)
 _INSERT_CHECKPOINT = insert(_checkpoints)
@@ -170,19 +182,26 @@ _EXPLICIT_IDS = select(_events.c.id).where(_events.c.id.in_(bindparam("ids", exp
 _IMPLICIT_PLACES = select(_events.c.run_id, _events.c.seq).where(
     tuple_(_events.c.run_id, _events.c.seq).in_(bindparam("places", expanding=True)), _events.c.id.is_(None)
 )
-_READ_EVENTS = select(*(_events.c[column] for column in EVENT_COLUMNS))
-# The events a load's checkpoint rows reference: all in one range of the run's log.
+_READ_EVENTS = (
+    select(*(_events.c[column] for column in EVENT_COLUMNS))
+    .where(_events.c.run_id == bindparam("run_id"), _events.c.seq > bindparam("after_seq"))
+    .order_by(_events.c.seq)
+)
+# The events a load's checkpoint rows reference: all in one range of the run's log. (The types are literals,
+# as in `_load_statement`.)
 _MESSAGE_EVENTS = select(_events.c.seq, _events.c.type, _events.c.data, _events.c.data_zlib).where(
     _events.c.run_id == bindparam("run_id"),
     _events.c.seq.between(bindparam("first"), bindparam("last")),
-    _events.c.type.in_([event_type.value for event_type in MESSAGE_EVENT_TYPES]),
+    _events.c.type.in_([literal_column(f"'{event_type.value}'") for event_type in MESSAGE_EVENT_TYPES]),
 )
 
 
 def _load_statement(*, bounded: bool) -> Any:
     """Checkpoint rows from the nearest snapshot (at or before ``:at_turn`` if `bounded`) on, in turn order."""
     snapshot = select(_checkpoints.c.turn).where(
-        _checkpoints.c.run_id == bindparam("run_id"), _checkpoints.c.kind == "snapshot"
+        # Literals, not bound parameters: the statement runs as `Prepared`, whose parameters are all supplied.
+        _checkpoints.c.run_id == bindparam("run_id"),
+        _checkpoints.c.kind == literal_column("'snapshot'"),
     )
     rows = select(
         _checkpoints.c.turn,
@@ -197,8 +216,10 @@ def _load_statement(*, bounded: bool) -> Any:
         snapshot = snapshot.where(_checkpoints.c.turn <= bindparam("at_turn"))
         rows = rows.where(_checkpoints.c.turn <= bindparam("at_turn"))
     # Walking back from the newest row stops at the first snapshot: at most K rows, whatever the run's length.
-    nearest = snapshot.order_by(_checkpoints.c.turn.desc()).limit(1).scalar_subquery()
-    return rows.where(_checkpoints.c.turn >= func.coalesce(nearest, 0)).order_by(_checkpoints.c.turn)
+    # Literals, not bound parameters, here too; SQLite renders an OFFSET with every LIMIT (a bound 0 otherwise).
+    one, zero = literal_column("1", Integer()), literal_column("0", Integer())
+    nearest = snapshot.order_by(_checkpoints.c.turn.desc()).limit(one).offset(zero).scalar_subquery()
+    return rows.where(_checkpoints.c.turn >= func.coalesce(nearest, zero)).order_by(_checkpoints.c.turn)
 
 
 _LOAD_LATEST = _load_statement(bounded=False)
@@ -218,6 +239,28 @@ class _RunCache:
     messages: MessageIndex
 
 
+class _ReadStatements:
+    """The statements of the reads of many rows, compiled for one engine (see `Database.read_direct`)."""
+
+    def __init__(self, db: Database) -> None:
+        self.get_run: Prepared = db.prepare(_GET_RUN)
+        self.run_exists: Prepared = db.prepare(_RUN_EXISTS)
+        self.events: Prepared = db.prepare(_READ_EVENTS)
+        limited = _READ_EVENTS.limit(bindparam("limit")).offset(literal_column("0"))  # see `_load_statement`
+        self.events_limited: Prepared = db.prepare(limited)
+        self.load_latest: Prepared = db.prepare(_LOAD_LATEST)
+        self.load_at_turn: Prepared = db.prepare(_LOAD_AT_TURN)
+        self.message_events: Prepared = db.prepare(_MESSAGE_EVENTS)
+        dialect = db.engine.dialect
+        # The driver's timestamps as Core returns them (aware, UTC): the column type's own processing.
+        processor = _events.c.ts.type.dialect_impl(dialect).result_processor(dialect, None)
+        self.timestamp: Callable[[Any], datetime] = processor if processor is not None else _same  # type: ignore[assignment]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 class _AppendStatements:
     """The append's statements, compiled for one engine (they run on the driver: see `Database.write_direct`)."""
 
@@ -229,6 +272,7 @@ class _AppendStatements:
         self.update_run: Prepared = db.prepare(_UPDATE_RUN)
         self.update_run_status: Prepared = db.prepare(_UPDATE_RUN_STATUS)
         self.update_run_checkpoint: Prepared = db.prepare(_UPDATE_RUN_CHECKPOINT)
+        self.implicit_at: Prepared = db.prepare(_IMPLICIT_AT)
 
 
 class SqlRunStore:
@@ -252,6 +296,7 @@ class SqlRunStore:
         self._db = Database(engine, check_schema=check_schema)
         self._clock = clock or SystemClock()
         self._sql = _AppendStatements(self._db)
+        self._reads = _ReadStatements(self._db)
         self._runs: dict[str, _RunCache] = {}
         """Per run, the run row's ``data`` as this store last wrote (or read) it, parsed, and its messages:
         an append whose locked row still holds exactly that text skips parsing it again; any other text
@@ -281,6 +326,9 @@ class SqlRunStore:
         row = _run_row(run, checkpoint_turn=None, checkpoint_parent_turn=None)
 
         def work(connection: Connection) -> None:
+            for event_id, place in _claimed_places([event]):
+                if connection.execute(_IMPLICIT_AT, place).first() is not None:
+                    raise DuplicateEventError(event_id)
             connection.execute(_INSERT_RUN, row)
             connection.execute(_INSERT_EVENTS, [_event_row(event)])
             connection.execute(_INSERT_LEASE, {"run_id": run_id, "owner": None, "token": 0, "expires_at": None})
@@ -362,6 +410,9 @@ class SqlRunStore:
                 checkpoint_turn, checkpoint_parent = checkpoint.turn, checkpoint.parent_turn
             chain = {"b_id": run_id, "checkpoint_turn": checkpoint_turn, "checkpoint_parent_turn": checkpoint_parent}
             placed = [Event.placed(draft, run_id=run_id, seq=last_seq + i) for i, draft in enumerate(events, 1)]
+            for event_id, place in _claimed_places(placed):
+                if db.fetch_one(sql.implicit_at, place) is not None:
+                    raise DuplicateEventError(event_id)
             cache = self._cached(run_id, run_data)
             # The checkpoint may reference this boundary's events: they commit in the same transaction. Should
             # it roll back, the run row will not hold the text `_project` leaves in the cache, which starts over.
@@ -411,22 +462,19 @@ class SqlRunStore:
         Raises:
             NotFoundError: No such run.
         """
-        query = (
-            _READ_EVENTS.where(_events.c.run_id == run_id, _events.c.seq > after_seq)
-            .order_by(_events.c.seq)
-            .limit(limit)
-        )
+        sql = self._reads
+        parameters = {"run_id": run_id, "after_seq": after_seq, "limit": limit}
 
-        def work(connection: Connection) -> Sequence[Row[Any]] | None:
-            rows = connection.execute(query).all()
-            if not rows and connection.execute(_RUN_EXISTS, {"run_id": run_id}).first() is None:
+        def work(db: Direct) -> list[tuple[Any, ...]] | None:
+            rows = db.fetch_all(sql.events if limit is None else sql.events_limited, parameters)
+            if not rows and db.fetch_one(sql.run_exists, parameters) is None:
                 return None
             return rows
 
-        rows = await self._db.read("read_events", work)
+        rows = await self._db.read_direct("read_events", work)
         if rows is None:
             raise NotFoundError("run", run_id)
-        return [read_event(run_id, row) for row in rows]
+        return [read_event(run_id, row, sql.timestamp) for row in rows]
 
     async def load(self, run_id: str, *, at_turn: int | None = None) -> LoadedRun:
         """Return a run and its state: the nearest snapshot folded with the deltas after it.
@@ -440,27 +488,28 @@ class SqlRunStore:
         Raises:
             NotFoundError: No such run.
         """
-        statement = _LOAD_LATEST if at_turn is None else _LOAD_AT_TURN
+        sql = self._reads
+        statement = sql.load_latest if at_turn is None else sql.load_at_turn
         parameters = {"run_id": run_id, "at_turn": at_turn}
 
-        def work(connection: Connection) -> tuple[str | None, list[_StoredRow], dict[int, Message]]:
-            run_data = connection.execute(_GET_RUN, parameters).scalar()
-            if run_data is None:
+        def work(db: Direct) -> tuple[str | None, list[_StoredRow], dict[int, Message]]:
+            found = db.fetch_one(sql.get_run, parameters)
+            if found is None:
                 return None, [], {}
-            rows = [_StoredRow.of(row) for row in connection.execute(statement, parameters)]
+            rows = [_StoredRow.of(row, sql.timestamp) for row in db.fetch_all(statement, parameters)]
             wanted = {seq for row in rows for seq in stored_references(row.stored.messages)}
             if not wanted:
-                return run_data, rows, {}
+                return found[0], rows, {}
             bounds = {"run_id": run_id, "first": min(wanted), "last": max(wanted)}
             carried: dict[int, Message] = {}
-            for seq, event_type, data, data_zlib in connection.execute(_MESSAGE_EVENTS, bounds):
+            for seq, event_type, data, data_zlib in db.fetch_all(sql.message_events, bounds):
                 if seq in wanted:
                     message = message_of(read_payload(event_type, unpack(data, data_zlib)))
                     if message is not None:
                         carried[seq] = message
-            return run_data, rows, carried
+            return found[0], rows, carried
 
-        run_data, rows, carried = await self._db.read("load", work)
+        run_data, rows, carried = await self._db.read_direct("load", work)
         if run_data is None:
             raise NotFoundError("run", run_id)
         try:
@@ -469,9 +518,7 @@ class SqlRunStore:
             raise DatabaseError(f"load found a broken checkpoint: {exc}", operation="load", retryable=False) from None
         run = Run.model_validate_json(run_data)
         # The loop goes on with these very messages: its next checkpoints reference them at once.
-        cache = self._cached(run_id, run_data, run)
-        for seq, message in carried.items():
-            cache.messages.add(seq, message)
+        self._cached(run_id, run_data, run).messages.add_loaded(carried)
         return LoadedRun(
             run=run,
             state=fold_checkpoints(checkpoints),
@@ -538,12 +585,22 @@ def _check_batch(events: Sequence[EventDraft]) -> None:
 
 
 def _event_row(event: Event) -> dict[str, Any]:
-    """The values of `_INSERT_EVENTS` for `event`: its columns and the ids to check in the other form."""
+    """The values of `_INSERT_EVENTS` for `event`: its columns, and its id to look for if stored without it."""
     values = event_columns(event)
-    place = None if values["id"] is None else event_place(event.id)
     values["taken_id"] = event.id if values["id"] is None else None
-    values["taken_run"], values["taken_seq"] = place or (None, None)
     return values
+
+
+def _claimed_places(events: Sequence[Event]) -> list[tuple[str, dict[str, Any]]]:
+    """The explicit ids of `events` that have the form ``<run_id>.<seq>``, with the place each names.
+
+    Such an id is a duplicate when the event at that place is stored without its id, which is that one.
+    """
+    claimed = []
+    for event in events:
+        if event.id != f"{event.run_id}.{event.seq}" and (place := event_place(event.id)) is not None:
+            claimed.append((event.id, {"run_id": place[0], "seq": place[1]}))
+    return claimed
 
 
 def _checkpoint_row(checkpoint: Checkpoint, messages: MessageIndex, *, replace: bool) -> dict[str, Any]:
@@ -573,7 +630,8 @@ class _StoredRow:
     stored: StoredDelta | StoredState
 
     @classmethod
-    def of(cls, row: Sequence[Any]) -> _StoredRow:
+    def of(cls, row: Sequence[Any], timestamp: Callable[[Any], datetime]) -> _StoredRow:
+        """Parse a row of the load statement (the driver's values; `timestamp` processes ``created_at``)."""
         turn, kind, parent_turn, status, created_at, data, data_zlib = row
         document = unpack(data, data_zlib)
         stored = (
@@ -581,7 +639,7 @@ class _StoredRow:
             if kind == "snapshot"
             else StoredDelta.model_validate_json(document)
         )
-        return cls(turn, kind, parent_turn, CheckpointStatus(status), created_at, stored)
+        return cls(turn, kind, parent_turn, CheckpointStatus(status), timestamp(created_at), stored)
 
     def checkpoint(self, run_id: str, carried: dict[int, Message]) -> Checkpoint:
         """The checkpoint, every message reference resolved from `carried` (``seq`` to message).
