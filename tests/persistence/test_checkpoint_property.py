@@ -5,6 +5,12 @@ times (created at turn start, replaced at tool calls, finalised at turn end), ea
 a snapshot of the true state. For every turn ``k`` (and before the first and after the last),
 ``load(at_turn=k)`` must equal both `fold_checkpoints` of the rows the store holds up to ``k`` and the
 state obtained by applying every turn's delta from the start, which the snapshots must agree with.
+
+The boundary that finalises a turn records, as the agent loop does, an event for each assistant reply and
+tool result of the turn, carrying the very message: the store then references those messages instead of
+copying them (runtime_persistence._encoding), also from later snapshots and from a store that did not
+write them; messages no event carries (user messages, failed tool results) stay inline. Some texts are
+long enough to be compressed.
 """
 
 from __future__ import annotations
@@ -24,6 +30,12 @@ from runtime_core import (
     CheckpointSnapshot,
     CheckpointState,
     CheckpointStatus,
+    EventDraft,
+    Message,
+    ModelRespondedPayload,
+    ToolFinishedPayload,
+    ToolResult,
+    ToolResultMessage,
     TurnDelta,
     TurnFinishedPayload,
     Usage,
@@ -33,11 +45,20 @@ from runtime_core import (
 from runtime_persistence import SqlRunStore
 from tests.persistence.support import T0, draft, migrated_engine, new_run
 
-_texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_LONG = " ".join(f"page {n} of a long tool output" for n in range(60))  # compressed when stored
+_texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12) | st.just(_LONG)
+_tool_results = st.builds(
+    ToolResultMessage,
+    tool_call_id=st.sampled_from(["call_1", "call_2"]),  # repeated ids: the store must compare the messages
+    tool_name=st.just("fetch"),
+    content=_texts,
+    is_error=st.booleans(),
+)
 _deltas = st.builds(
     TurnDelta,
     messages=st.lists(
-        st.one_of(st.builds(UserMessage, content=_texts), st.builds(AssistantMessage, content=_texts)), max_size=3
+        st.one_of(st.builds(UserMessage, content=_texts), st.builds(AssistantMessage, content=_texts), _tool_results),
+        max_size=3,
     ).map(tuple),
     usage=st.builds(Usage, input_tokens=st.integers(0, 500), output_tokens=st.integers(0, 500)),
     sop_phase=st.none() | st.sampled_from(["plan", "build", "review"]),
@@ -59,6 +80,16 @@ def _turns(draw: st.DrawFn) -> list[dict[str, Any]]:
             }
         )
     return turns
+
+
+def _carrier(message: Message, turn: int) -> EventDraft | None:
+    """The event that carries `message` as the agent loop records it, if the loop records one."""
+    if isinstance(message, AssistantMessage):
+        return draft(ModelRespondedPayload(model="m", message=message), turn=turn)
+    if isinstance(message, ToolResultMessage) and not message.is_error:
+        result = ToolResult(tool_call_id=message.tool_call_id, tool_name=message.tool_name, content=message.content)
+        return draft(ToolFinishedPayload(result=result), turn=turn)
+    return None
 
 
 async def _drive(store: SqlRunStore, turns: list[dict[str, Any]]) -> None:
@@ -86,7 +117,9 @@ async def _drive(store: SqlRunStore, turns: list[dict[str, Any]]) -> None:
                 created_at=T0,
                 delta=plan["delta"],
             )
-        await store.append(lease, [draft(TurnFinishedPayload(), turn=turn)], final)
+        carriers = [_carrier(message, turn) for message in plan["delta"].messages]
+        events = [event for event in carriers if event is not None]
+        await store.append(lease, [*events, draft(TurnFinishedPayload(), turn=turn)], final)
         written[turn], truth[turn], parent = final, state, turn
 
     last = turns[-1]["turn"]
@@ -100,6 +133,11 @@ async def _drive(store: SqlRunStore, turns: list[dict[str, Any]]) -> None:
     latest = await store.load(run_id)
     assert latest.state == truth[last]
     assert latest.checkpoint_turn == last
+    fresh = SqlRunStore(store.engine)  # knows nothing of the run: every reference is resolved from the log
+    try:
+        assert (await fresh.load(run_id)).state == truth[last]
+    finally:
+        await fresh.close()
 
 
 def _check(engine: Engine, max_examples: int) -> None:

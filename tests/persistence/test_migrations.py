@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import importlib
 import io
+import json
 import pickle
+import zlib
 from collections.abc import Iterator
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -14,9 +17,34 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect, text
+from pydantic import TypeAdapter
+from sqlalchemy import Engine, bindparam, inspect, text
 
-from runtime_core import ConfigurationError
+from runtime_core import (
+    AgentSpec,
+    AssistantMessage,
+    Checkpoint,
+    CheckpointDelta,
+    CheckpointSnapshot,
+    CheckpointState,
+    CheckpointStatus,
+    ConfigurationError,
+    Event,
+    ModelRespondedPayload,
+    Run,
+    RunCreatedPayload,
+    ToolCall,
+    ToolFinishedPayload,
+    ToolResult,
+    ToolResultMessage,
+    TurnDelta,
+    TurnFinishedPayload,
+    TurnStartedPayload,
+    Usage,
+    UserMessage,
+    fold_checkpoints,
+)
+from runtime_core.events import EventPayload
 from runtime_persistence import (
     SCHEMA_REVISION,
     VERSION_TABLE,
@@ -25,6 +53,7 @@ from runtime_persistence import (
     SqlApprovalStore,
     SqlRunStore,
     SqlSpoolStore,
+    UtcDateTime,
     alembic_config,
     check,
     create_engine,
@@ -36,6 +65,7 @@ from runtime_persistence import (
 )
 from runtime_persistence._revisions import outdated_error
 from runtime_persistence.migrations.env import include_object
+from tests.persistence.support import T0
 
 TABLES = {"runs", "events", "checkpoints", "leases", "approvals", "spool", "artifacts", "lineage"}
 
@@ -212,3 +242,189 @@ def test_an_unreachable_database_is_a_database_error(operation: str) -> None:
         assert error.value.retryable
     finally:
         engine.dispose()
+
+
+# -- revision 0003: the rows of revision 0002 are converted, both ways ----------------------------------------
+
+_OLD = "0002"
+_PAGE = " ".join(f"line {n}: the quick brown fox jumps over the lazy dog" for n in range(40))
+
+
+def _old_run(run_id: str) -> tuple[list[Event], list[Checkpoint]]:
+    """A run as revision 0002 stored it: events (one with an explicit id, one at another UTC offset, large
+    texts) and checkpoints (snapshots and a delta, messages inline)."""
+    created = RunCreatedPayload(agent=AgentSpec(name="old", model="scripted:none"), task="read the document")
+    call = ToolCall(id="call_1", name="fetch", arguments={"page": 1})
+    reply = AssistantMessage(content=f"reply: {_PAGE}", tool_calls=(call,))
+    result = ToolResult(tool_call_id="call_1", tool_name="fetch", content=f"page: {_PAGE}")
+    offset = timezone(timedelta(hours=-5))
+    payloads: list[tuple[EventPayload, str | None]] = [
+        (created, None),
+        (TurnStartedPayload(), None),
+        (ModelRespondedPayload(model="m", message=reply), None),
+        (ToolFinishedPayload(result=result), "call_1"),
+        (TurnFinishedPayload(tool_calls=1), None),
+    ]
+    events = [
+        Event.recorded(
+            payload, run_id=run_id, seq=seq, ts=T0.astimezone(offset), agent_id="old", turn=1, tool_call_id=call_id
+        )
+        for seq, (payload, call_id) in enumerate(payloads, 1)
+    ]
+    events[0] = events[0].model_copy(update={"id": f"evt_{run_id}", "turn": 0})
+    user = UserMessage(content="read the document")
+    message = ToolResultMessage(tool_call_id="call_1", tool_name="fetch", content=result.content)
+    state = CheckpointState(messages=(user,))
+    checkpoints: list[Checkpoint] = [
+        CheckpointSnapshot(run_id=run_id, turn=0, status=CheckpointStatus.FINAL, created_at=T0, state=state),
+        CheckpointDelta(
+            run_id=run_id,
+            turn=1,
+            parent_turn=0,
+            status=CheckpointStatus.FINAL,
+            created_at=T0,
+            delta=TurnDelta(messages=(reply, message), usage=Usage(input_tokens=3)),
+        ),
+    ]
+    return events, checkpoints
+
+
+def _insert_old(engine: Engine, run_id: str, events: list[Event], checkpoints: list[Checkpoint]) -> None:
+    run = Run.created(events[0]).apply(*events[1:])
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO runs (id, status, reason, parent_run_id, root_run_id, depth, created_at, updated_at, "
+                "turns, last_seq, checkpoint_turn, checkpoint_parent_turn, data) VALUES (:id, :status, NULL, NULL, "
+                ":id, 0, :created_at, :updated_at, :turns, :last_seq, 1, 0, :data)"
+            ).bindparams(bindparam("created_at", type_=UtcDateTime()), bindparam("updated_at", type_=UtcDateTime())),
+            {
+                "id": run_id,
+                "status": run.status.value,
+                "created_at": run.created_at,
+                "updated_at": run.updated_at,
+                "turns": run.turns,
+                "last_seq": run.last_seq,
+                "data": run.model_dump_json(),
+            },
+        )
+        connection.execute(
+            text("INSERT INTO leases (run_id, owner, token) VALUES (:run_id, NULL, 0)"), {"run_id": run_id}
+        )
+        connection.execute(
+            text(
+                "INSERT INTO events (run_id, seq, id, type, turn, ts, data) VALUES "
+                "(:run_id, :seq, :id, :type, :turn, :ts, :data)"
+            ).bindparams(bindparam("ts", type_=UtcDateTime())),
+            [
+                {
+                    "run_id": run_id,
+                    "seq": e.seq,
+                    "id": e.id,
+                    "type": e.type.value,
+                    "turn": e.turn,
+                    "ts": e.ts,
+                    "data": e.model_dump_json(),
+                }
+                for e in events
+            ],
+        )
+        connection.execute(
+            text(
+                "INSERT INTO checkpoints (run_id, turn, kind, parent_turn, status, created_at, data) VALUES "
+                "(:run_id, :turn, :kind, :parent_turn, :status, :created_at, :data)"
+            ).bindparams(bindparam("created_at", type_=UtcDateTime())),
+            [
+                {
+                    "run_id": run_id,
+                    "turn": c.turn,
+                    "kind": c.kind,
+                    "parent_turn": c.parent_turn,
+                    "status": c.status.value,
+                    "created_at": c.created_at,
+                    "data": c.model_dump_json(),
+                }
+                for c in checkpoints
+            ],
+        )
+
+
+def _old_rows(engine: Engine, run_id: str) -> tuple[list[Event], list[Checkpoint]]:
+    """The rows of revision 0002, parsed as that revision's store parsed them."""
+    adapter = TypeAdapter[Checkpoint](Checkpoint)
+    with engine.connect() as connection:
+        events = connection.execute(
+            text("SELECT data FROM events WHERE run_id = :run_id ORDER BY seq"), {"run_id": run_id}
+        ).scalars()
+        parsed = [Event.model_validate_json(data) for data in events]
+        rows = connection.execute(
+            text("SELECT data FROM checkpoints WHERE run_id = :run_id ORDER BY turn"), {"run_id": run_id}
+        ).scalars()
+        return parsed, [adapter.validate_json(data) for data in rows]
+
+
+def test_upgrade_converts_the_rows_of_0002_and_downgrade_converts_them_back(engine: Engine) -> None:
+    upgrade(engine, _OLD)
+    run_id = "run_written_by_0002"
+    events, checkpoints = _old_run(run_id)
+    _insert_old(engine, run_id, events, checkpoints)
+    upgrade(engine)
+
+    async def read_and_extend() -> tuple[list[Event], CheckpointState, list[Event], Checkpoint]:
+        store = SqlRunStore(engine)
+        try:
+            read = list(await store.read_events(run_id))
+            loaded = await store.load(run_id)
+            # A turn written by this revision: its snapshot references the converted events' messages.
+            lease = await store.acquire_lease(run_id, "new", ttl=timedelta(minutes=5))
+            extra = [Event.recorded(TurnStartedPayload(), run_id=run_id, seq=6, ts=T0, agent_id="old", turn=2)]
+            snapshot = CheckpointSnapshot(
+                run_id=run_id,
+                turn=2,
+                parent_turn=1,
+                status=CheckpointStatus.FINAL,
+                created_at=T0,
+                state=loaded.state.model_copy(update={"turn": 2}),
+            )
+            await store.append(lease, extra, snapshot)
+            return read, loaded.state, extra, snapshot
+        finally:
+            await store.close()
+
+    read, state, extra, snapshot = asyncio.run(read_and_extend())
+    assert read == events
+    assert [event.model_dump_json() for event in read] == [event.model_dump_json() for event in events]
+    assert state == fold_checkpoints(checkpoints)
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT data, data_zlib FROM checkpoints WHERE turn = 2")).one()
+    document = stored[0] if stored[0] is not None else zlib.decompress(stored[1])
+    assert json.loads(document)["messages"][1:] == [3, 4], "the new snapshot references the converted events"
+
+    downgrade(engine, _OLD)
+    old_events, old_checkpoints = _old_rows(engine, run_id)
+    assert old_events == [*events, *extra]
+    assert [e.model_dump_json() for e in old_events] == [e.model_dump_json() for e in [*events, *extra]]
+    assert old_checkpoints == [*checkpoints, snapshot], "references resolved into copies again"
+    assert _differences_at(engine, _OLD) == []
+
+    upgrade(engine)
+    again, _ = _reread(engine, run_id)
+    assert again == [*events, *extra]
+
+
+def _reread(engine: Engine, run_id: str) -> tuple[list[Event], CheckpointState]:
+    async def scenario() -> tuple[list[Event], CheckpointState]:
+        store = SqlRunStore(engine)
+        try:
+            return list(await store.read_events(run_id)), (await store.load(run_id)).state
+        finally:
+            await store.close()
+
+    return asyncio.run(scenario())
+
+
+def _differences_at(engine: Engine, revision: str) -> list[object]:
+    """What the schema at `revision` lacks to be revision 0003's (its columns are there again)."""
+    with engine.connect() as connection:
+        columns = {column["name"] for column in inspect(connection).get_columns("events")}
+    return sorted({"ts_offset", "agent_id", "tool_call_id", "v", "data_zlib"} & columns)

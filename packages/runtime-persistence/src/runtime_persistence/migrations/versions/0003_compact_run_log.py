@@ -15,13 +15,14 @@ in every snapshot. From here (``runtime_persistence._encoding`` describes the en
 - ``checkpoints``' ``data`` holds the delta (or the snapshot's state without its ``turn``), or is ``NULL``
   when ``data_zlib`` holds it compressed.
 
-The upgrade converts every row (rows written before keep their payloads' default values and their
-checkpoints' messages inline: both are valid in the new encoding, which only stores them more compactly);
-the downgrade converts them back, resolving the checkpoints' references to events. The conversion works on
-the JSON documents (the ``json`` and ``zlib`` modules): it does not depend on the models of the version that
-runs it. Offline (``--sql``), only the schema changes are rendered: the rows cannot be converted in SQL, so
-render the SQL of this revision for empty databases only. Batch mode copies the tables on SQLite; they
-are spelled out here (``copy_from``) at each step, so that the copies need no reflection.
+The upgrade converts every row: payloads lose their ``type`` (they keep their default values, which the new
+encoding may leave out but need not), and a checkpoint message that an event of the run carries with the
+same JSON becomes a reference to that event; the downgrade converts them back, resolving the references.
+The conversion works on the JSON documents (the ``json`` and ``zlib`` modules): it does not depend on the
+models of the version that runs it. Offline (``--sql``), only the schema changes are rendered: the rows
+cannot be converted in SQL, so render the SQL of this revision for empty databases only. Batch mode copies
+the tables on SQLite; they are spelled out here (``copy_from``) at each step, so that the copies need no
+reflection.
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("data_zlib", sa.LargeBinary(), nullable=True))
     if not context.is_offline_mode():
         _convert(_events, ("run_id", "seq"), _compact_event)
-        _convert(_checkpoints, ("run_id", "turn"), _compact_checkpoint)
+        messages = _EventMessages(op.get_bind())  # the events are converted: checkpoints reference them
+        _convert(_checkpoints, ("run_id", "turn"), lambda row: _compact_checkpoint(row, messages))
     with op.batch_alter_table("events", copy_from=_events_table("converting")) as batch_op:
         batch_op.alter_column("agent_id", existing_type=sa.String(), nullable=False)
     index = _id_index()
@@ -278,44 +280,56 @@ def _full_event(row: dict[str, Any]) -> dict[str, Any]:
         "run_id": row["run_id"],
         "seq": row["seq"],
     }
-    return {**row, "data": _json(event), "data_zlib": None}
+    return {**row, "id": event["id"], "data": _json(event), "data_zlib": None}
 
 
-def _compact_checkpoint(row: dict[str, Any]) -> dict[str, Any]:
+def _compact_checkpoint(row: dict[str, Any], messages: _EventMessages) -> dict[str, Any]:
     checkpoint = json.loads(row["data"])
     if row["kind"] == "snapshot":
         body = {name: value for name, value in checkpoint["state"].items() if name != "turn"}
     else:
         body = checkpoint["delta"]
+    body["messages"] = [messages.seq(row["run_id"], message) for message in body.get("messages", [])]
     data, data_zlib = _pack(_json(body))
     return {**row, "data": data, "data_zlib": data_zlib}
 
 
 class _EventMessages:
-    """The messages that events carry, read from a run's events when its first reference is resolved."""
+    """The messages that a run's events carry (read when the run's first checkpoint asks; runs in turn)."""
 
     def __init__(self, connection: sa.Connection) -> None:
         self._connection = connection
         self._run_id: str | None = None
         self._messages: dict[int, dict[str, Any]] = {}
+        self._seqs: dict[str, int] = {}
 
     def get(self, run_id: str, seq: int) -> dict[str, Any]:
-        if run_id != self._run_id:
-            self._run_id = run_id
-            query = sa.select(_events.c.seq, _events.c.type, _events.c.data, _events.c.data_zlib).where(
-                _events.c.run_id == run_id, _events.c.type.in_(_MESSAGE_EVENTS)
-            )
-            self._messages = {
-                row["seq"]: _message(row["type"], _unpack(dict(row)))
-                for row in self._connection.execute(query).mappings()
-            }
+        """The message the event at `seq` carries."""
+        self._read(run_id)
         return self._messages[seq]
+
+    def seq(self, run_id: str, message: Any) -> Any:
+        """The ``seq`` of an event carrying `message` with the same JSON, else `message` itself."""
+        self._read(run_id)
+        return self._seqs.get(_json(message), message)
+
+    def _read(self, run_id: str) -> None:
+        if run_id == self._run_id:
+            return
+        self._run_id = run_id
+        query = sa.select(_events.c.seq, _events.c.type, _events.c.data, _events.c.data_zlib).where(
+            _events.c.run_id == run_id, _events.c.type.in_(_MESSAGE_EVENTS)
+        )
+        rows = self._connection.execute(query.order_by(_events.c.seq)).mappings()
+        self._messages = {row["seq"]: _message(row["type"], _unpack(dict(row))) for row in rows}
+        # JSON text, not dicts, is compared: 1 == 1.0 in Python, not in the message read back.
+        self._seqs = {_json(message): seq for seq, message in self._messages.items()}
 
 
 def _message(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     """The message an event carries (runtime_persistence._encoding.message_of, on JSON documents)."""
     if event_type == "model.responded":
-        return {"role": "assistant", **payload["message"]}
+        return {"role": "assistant", **payload["message"]}  # as dumped by revision 0002 (role first)
     result = payload["result"]
     return {
         "role": "tool",
