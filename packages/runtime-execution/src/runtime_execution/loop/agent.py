@@ -402,14 +402,14 @@ class AgentLoop:
         if not task.strip():
             raise ConfigurationError("the task cannot be blank", setting="task")
         run_id = run_id or self._ids.new_id("run")
-        created_payload = RunCreatedPayload(agent=agent, task=task, metadata=dict(metadata or {}))
+        if metadata or type(agent) is not AgentSpec:
+            created_payload = RunCreatedPayload(agent=agent, task=task, metadata=dict(metadata or {}))
+        else:  # nothing left to validate: a validated agent, a str task (stripped above), no metadata
+            created_payload = trusted(RunCreatedPayload, {"agent": agent, "task": task})
         if self._config.redactor is not None:
             created_payload = self._config.redactor.redact(created_payload)
-        created = EventDraft.of(
-            created_payload,
-            id=Event.id_for(run_id, 1),
-            ts=self._clock.now(),
-            agent_id=agent.name,
+        created = Event.recorded(
+            created_payload, run_id=run_id, seq=1, ts=self._clock.now(), agent_id=agent.name, turn=0
         )
         return await self._create(run_id, created, _initial_state(agent, task), workspace, stream_model)
 
