@@ -315,6 +315,7 @@ class AgentLoop:
         self._clock = clock or SystemClock()
         self._ids = ids or UlidGenerator()
         self._worker = worker
+        self._started = RunStartedPayload(worker=worker)  # every run this loop starts records it
         self._lease_ttl = lease_ttl
         if snapshot_every < 1:
             raise ConfigurationError("snapshot_every must be at least 1", setting="snapshot_every")
@@ -425,7 +426,7 @@ class AgentLoop:
         run = await self._store.create_run(run_id, created)
         lease = await self._store.acquire_lease(run_id, self._worker, ttl=self._lease_ttl)
         handle, recorder = self._handle(run, lease)
-        recorder.add(RunStartedPayload(worker=self._worker), turn=state.turn)
+        recorder.add(self._started, turn=state.turn)
         await self._commit_snapshot(recorder, run_id, state)
         self._drive(handle, recorder, run, state, workspace, stream_model)
         return handle
