@@ -98,7 +98,8 @@ class Direct:
     def fetch_all(self, statement: Prepared, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Execute a query and return its rows, with the values the driver returns (no type processing)."""
         self._cursor.execute(statement.sql, statement.parameters(values))
-        return self._cursor.fetchall()  # type: ignore[no-any-return]
+        rows: list[tuple[Any, ...]] = self._cursor.fetchall()  # the driver's cursor is untyped
+        return rows
 
 
 class Database:

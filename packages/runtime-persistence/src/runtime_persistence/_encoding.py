@@ -151,6 +151,7 @@ def payload_document(payload: EventPayload) -> str:
 
 def read_payload(event_type: str, document: str | bytes) -> EventPayload:
     """Validate the payload document of an event of `event_type`."""
+    # _PAYLOADS maps each type to its member of the EventPayload union, which mypy cannot see.
     payload: EventPayload = _PAYLOADS[event_type].model_validate_json(document)  # type: ignore[assignment]
     return payload
 
@@ -302,13 +303,14 @@ class MessageIndex:
 class StoredDelta(TurnDelta):
     """A checkpoint delta's document: messages are event ``seq`` references or messages."""
 
+    # Widens the field on purpose (a stored document is not a TurnDelta until its references are resolved).
     messages: tuple[int | Message, ...] = ()  # type: ignore[assignment]
 
 
 class StoredState(CheckpointState):
     """A snapshot's document: the state (its ``turn`` is the row's), messages as in `StoredDelta`."""
 
-    messages: tuple[int | Message, ...] = ()  # type: ignore[assignment]
+    messages: tuple[int | Message, ...] = ()  # type: ignore[assignment]  # widened, as in StoredDelta
 
 
 _MESSAGES: Final = frozenset({"messages"})
@@ -335,7 +337,7 @@ def checkpoint_document(checkpoint: Checkpoint, index: MessageIndex) -> str:
 
 def stored_references(messages: Sequence[int | Message]) -> list[int]:
     """The event ``seq`` references among a stored document's messages."""
-    return [item for item in messages if type(item) is int]
+    return [item for item in messages if isinstance(item, int)]
 
 
 def resolve_messages(
@@ -348,11 +350,11 @@ def resolve_messages(
     """
     resolved: list[Message] = []
     for item in messages:
-        if type(item) is int:
+        if isinstance(item, int):
             message = carried.get(item)
             if message is None:
                 raise LookupError(f"{where} references seq {item}, which carries no message")
             resolved.append(message)
         else:
-            resolved.append(item)  # type: ignore[arg-type]
+            resolved.append(item)
     return tuple(resolved)

@@ -254,6 +254,7 @@ class _ReadStatements:
         dialect = db.engine.dialect
         # The driver's timestamps as Core returns them (aware, UTC): the column type's own processing.
         processor = _events.c.ts.type.dialect_impl(dialect).result_processor(dialect, None)
+        # UtcDateTime's processor returns aware datetimes (SQLAlchemy types it as returning Any | None).
         self.timestamp: Callable[[Any], datetime] = processor if processor is not None else _same  # type: ignore[assignment]
 
 
@@ -479,7 +480,8 @@ class SqlRunStore:
     async def load(self, run_id: str, *, at_turn: int | None = None) -> LoadedRun:
         """Return a run and its state: the nearest snapshot folded with the deltas after it.
 
-        Only those rows are read: the cost depends on the snapshot interval, not the run's length.
+        Only those checkpoint rows are read (their number depends on the snapshot interval, not on the run's
+        length), and the events that carry the messages they reference (as many as the state's messages).
 
         Args:
             run_id: The run.
@@ -487,6 +489,7 @@ class SqlRunStore:
 
         Raises:
             NotFoundError: No such run.
+            DatabaseError: A checkpoint references an event that carries no message (a damaged database).
         """
         sql = self._reads
         statement = sql.load_latest if at_turn is None else sql.load_at_turn
@@ -517,8 +520,9 @@ class SqlRunStore:
         except LookupError as exc:
             raise DatabaseError(f"load found a broken checkpoint: {exc}", operation="load", retryable=False) from None
         run = Run.model_validate_json(run_data)
-        # The loop goes on with these very messages: its next checkpoints reference them at once.
-        self._cached(run_id, run_data, run).messages.add_loaded(carried)
+        if not run.status.is_terminal:
+            # A resumed loop goes on with these very messages: its next checkpoints reference them at once.
+            self._cached(run_id, run_data, run).messages.add_loaded(carried)
         return LoadedRun(
             run=run,
             state=fold_checkpoints(checkpoints),
