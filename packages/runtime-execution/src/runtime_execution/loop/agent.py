@@ -228,10 +228,10 @@ class RunHandle:
 
 
 def _initial_state(agent: AgentSpec, task: str) -> CheckpointState:
-    """A new run's state: the agent's instructions and the task."""
-    messages: list[Message] = [SystemMessage(content=agent.instructions)] if agent.instructions else []
-    messages.append(UserMessage(content=task))
-    return trusted(CheckpointState, {"turn": 0, "messages": tuple(messages)})  # of validated messages
+    """A new run's state: the agent's instructions and the task (both str: nothing to validate)."""
+    messages: list[Message] = [trusted(SystemMessage, {"content": agent.instructions})] if agent.instructions else []
+    messages.append(trusted(UserMessage, {"content": task}))
+    return trusted(CheckpointState, {"turn": 0, "messages": tuple(messages)})
 
 
 def _workspace_root(path: str | os.PathLike[str]) -> Path:
