@@ -6,6 +6,7 @@ temporary directory) and on PostgreSQL (a fresh database from the ``postgres_url
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from sqlalchemy import Engine
 from runtime_core import AgentSpec, EventDraft, RunCreatedPayload
 from runtime_core.events import EventPayload
 from runtime_core.stores import Lease, RunStore
-from runtime_persistence import create_engine, upgrade
+from runtime_persistence import SqlRunStore, create_engine, upgrade
 
 BACKENDS = ("sqlite", "postgresql")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -59,3 +60,16 @@ async def new_run(store: RunStore, owner: str = "writer-a") -> tuple[str, Lease]
     payload = RunCreatedPayload(agent=AgentSpec(name="test", model="scripted:none"), task="test the store")
     await store.create_run(run_id, draft(payload))
     return run_id, await store.acquire_lease(run_id, owner, ttl=TTL)
+
+
+def with_store(engine: Engine, scenario: Any) -> Any:
+    """Run ``await scenario(store)`` on a new `SqlRunStore` of `engine`, closing the store after."""
+
+    async def main() -> Any:
+        store = SqlRunStore(engine)
+        try:
+            return await scenario(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())

@@ -8,7 +8,6 @@ written, also through a store that did not write it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import zlib
 from typing import Any
@@ -40,21 +39,10 @@ from runtime_core import (
 from runtime_core.events import EventPayload
 from runtime_persistence import SPOOL_URI_PREFIX, CheckpointRow, EventRow, SqlRunStore
 from runtime_persistence._encoding import COMPRESS_FROM, omits_defaults
-from tests.persistence.support import T0, draft, new_run
+from tests.persistence.support import T0, draft, new_run, with_store
 
 # ~2 KB of words: compressed when stored (a tool result or reply of a real run is like it).
 _PAGE = " ".join(f"line {n}: the quick brown fox jumps over the lazy dog" for n in range(40))
-
-
-def _run(engine: Engine, scenario: Any) -> Any:
-    async def main() -> Any:
-        store = SqlRunStore(engine)
-        try:
-            return await scenario(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
 
 
 def _reread(engine: Engine, run_id: str) -> tuple[list[Event], Any]:
@@ -63,7 +51,7 @@ def _reread(engine: Engine, run_id: str) -> tuple[list[Event], Any]:
     async def scenario(store: SqlRunStore) -> tuple[list[Event], Any]:
         return list(await store.read_events(run_id)), (await store.load(run_id)).state
 
-    result: tuple[list[Event], Any] = _run(engine, scenario)
+    result: tuple[list[Event], Any] = with_store(engine, scenario)
     return result
 
 
@@ -102,7 +90,7 @@ def test_events_keep_their_envelope_in_columns_and_large_payloads_compressed(eng
         await store.append(lease, written)
         return run_id, written
 
-    run_id, written = _run(engine, scenario)
+    run_id, written = with_store(engine, scenario)
     read, _ = _reread(engine, run_id)
     assert read[1:] == written
     assert [event.model_dump_json() for event in read[1:]] == [event.model_dump_json() for event in written]
@@ -128,7 +116,7 @@ def test_documents_naming_spooled_content_stay_plain(engine: Engine) -> None:
         await store.append(lease, [_loop_event(ToolFinishedPayload(result=result), run_id, 2, call="call_1")])
         return run_id
 
-    run_id = _run(engine, scenario)
+    run_id = with_store(engine, scenario)
     ((data, data_zlib),) = _rows(engine, EventRow, run_id, EventRow.data, EventRow.data_zlib)[1:]
     assert data_zlib is None
     assert reference.uri in data, "retention finds the reference with SQL"
@@ -166,7 +154,7 @@ def test_checkpoints_reference_the_messages_of_events(engine: Engine) -> None:
         assert (await store.load(run_id)).state == state
         return run_id, state
 
-    run_id, state = _run(engine, scenario)
+    run_id, state = with_store(engine, scenario)
     _, loaded = _reread(engine, run_id)
     assert loaded == state
     assert [message.model_dump_json() for message in loaded.messages] == [m.model_dump_json() for m in state.messages]
@@ -192,7 +180,7 @@ def test_a_message_the_event_does_not_reproduce_is_stored_whole(engine: Engine) 
         await store.append(lease, events, CheckpointDelta(run_id=run_id, turn=1, created_at=T0, delta=delta))
         return run_id, delta
 
-    run_id, delta = _run(engine, scenario)
+    run_id, delta = with_store(engine, scenario)
     ((data,),) = _rows(engine, CheckpointRow, run_id, CheckpointRow.data)
     assert [item["role"] for item in json.loads(data)["messages"]] == ["assistant", "tool"]
     _, loaded = _reread(engine, run_id)
@@ -213,7 +201,7 @@ def test_a_rolled_back_boundary_leaves_no_reference_behind(engine: Engine) -> No
         assert (await store.load(run_id)).state.messages == (reply,)
         return run_id, reply
 
-    run_id, reply = _run(engine, scenario)
+    run_id, reply = with_store(engine, scenario)
     ((data,),) = _rows(engine, CheckpointRow, run_id, CheckpointRow.data)
     assert json.loads(data)["messages"] == [json.loads(reply.model_dump_json())], "inline: seq 2 was never written"
 
@@ -243,7 +231,7 @@ def test_ids_are_unique_in_either_form(engine: Engine) -> None:
         )
         assert (await store.read_events(run_id))[-1].id == f"{other}.1"
 
-    _run(engine, scenario)
+    with_store(engine, scenario)
 
 
 class _Leaf(BaseModel):

@@ -31,18 +31,7 @@ from runtime_core import (
 )
 from runtime_persistence import DatabaseError, EventRow, SqlRunStore, create_engine
 from runtime_persistence import runs as runs_module
-from tests.persistence.support import T0, TTL, draft, migrated_engine, new_run
-
-
-def _run(engine: Engine, scenario: Any) -> Any:
-    async def main() -> Any:
-        store = SqlRunStore(engine)
-        try:
-            return await scenario(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
+from tests.persistence.support import T0, TTL, draft, migrated_engine, new_run, with_store
 
 
 def test_recorded_events_are_kept_and_stored_without_their_envelope(engine: Engine) -> None:
@@ -57,7 +46,7 @@ def test_recorded_events_are_kept_and_stored_without_their_envelope(engine: Engi
         assert all(got is sent for got, sent in zip(returned, written, strict=True)), "placed events are kept"
         return written, list(await store.read_events(run_id, after_seq=1))
 
-    written, read = _run(engine, scenario)
+    written, read = with_store(engine, scenario)
     assert read == written
     assert [event.model_dump_json() for event in read] == [event.model_dump_json() for event in written]
     columns = (EventRow.id, EventRow.ts_offset, EventRow.agent_id, EventRow.v, EventRow.data, EventRow.data_zlib)
@@ -78,7 +67,7 @@ def test_drafts_with_a_wrong_place_are_placed_by_the_store(engine: Engine) -> No
         (placed,) = await store.append(lease, [stray])
         assert (placed.run_id, placed.seq, placed.id) == (run_id, 2, stray.id)
 
-    _run(engine, scenario)
+    with_store(engine, scenario)
 
 
 def test_refused_appends_write_nothing(engine: Engine) -> None:
@@ -99,7 +88,7 @@ def test_refused_appends_write_nothing(engine: Engine) -> None:
         assert [event.seq for event in await store.read_events(run_id)] == [1]
         assert (await store.get_run(run_id)).last_seq == 1
 
-    _run(engine, scenario)
+    with_store(engine, scenario)
 
 
 def test_load_reads_from_the_nearest_snapshot_only(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,7 +130,7 @@ def test_load_reads_from_the_nearest_snapshot_only(engine: Engine, monkeypatch: 
         assert before.state.messages == ()
         assert parsed == []
 
-    _run(engine, scenario)
+    with_store(engine, scenario)
 
 
 def test_replacing_a_turn_keeps_one_row_per_turn(engine: Engine) -> None:
@@ -160,7 +149,7 @@ def test_replacing_a_turn_keeps_one_row_per_turn(engine: Engine) -> None:
         assert [m.content for m in loaded.state.messages] == ["done"]
         assert (await store.get_run(run_id)).last_seq == 1, "a checkpoint-only append records no event"
 
-    _run(engine, scenario)
+    with_store(engine, scenario)
 
 
 def test_list_runs_refuses_a_negative_limit(engine: Engine) -> None:
@@ -171,7 +160,7 @@ def test_list_runs_refuses_a_negative_limit(engine: Engine) -> None:
         assert [run.id for run in await store.list_runs(limit=0)] == []
         assert [run.id for run in await store.list_runs(limit=1)] == [run_id]
 
-    _run(engine, scenario)
+    with_store(engine, scenario)
 
 
 def test_a_locked_database_is_a_retryable_error_and_writes_nothing(tmp_path: Path) -> None:
@@ -194,7 +183,7 @@ def test_a_locked_database_is_a_retryable_error_and_writes_nothing(tmp_path: Pat
             recorded = await store.append(lease, [draft(TurnStartedPayload(), turn=1)])
             assert [event.seq for event in recorded] == [2]
 
-        _run(engine, scenario)
+        with_store(engine, scenario)
     finally:
         blocker.close()
         engine.dispose()
