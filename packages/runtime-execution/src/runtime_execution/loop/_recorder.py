@@ -65,8 +65,8 @@ class Recorder:
     ) -> None:
         """Buffer an event for the next commit.
 
-        `ts` defaults to now; the events of one step (a turn's start and its model request, a reply and
-        its tool calls, a turn's end and its checkpoint) share the step's time.
+        `ts` defaults to now; the events of one step (a model reply, its budget debit and its tool calls;
+        a turn's end, its checkpoint and a terminal event) share the step's time.
         """
         # Drafts are committed in the order they are added: the seq the store will give each is known.
         seq, self._next_seq = self._next_seq, self._next_seq + 1
