@@ -11,7 +11,7 @@ timed turns is one model call, one tool call and everything needed to make both 
 
 - **ours**: ``AgentLoop`` on ``SqlRunStore`` over a fresh SQLite file per run (WAL, ``synchronous=FULL``:
   every commit is fsync'd), recovery off, ``limits.max_turns`` = N + 10, the default snapshot interval
-  (25). The tool is ``@tool(effect=ToolEffect.IDEMPOTENT)``: any effect but ``none`` makes the loop write
+  (100 turns). The tool is ``@tool(effect=ToolEffect.IDEMPOTENT)``: any effect but ``none`` makes the loop write
   the side-effect ledger ahead of the call, so each turn is two fsync'd commits (write-ahead, turn end),
   DESIGN §4's worst case. ``idempotent`` is the honest effect of a page fetch; ``unsafe`` takes the same
   path while running (it only differs on resume) and is measured too (``ours_unsafe``). Turn N+1 calls
