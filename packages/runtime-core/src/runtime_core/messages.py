@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from runtime_core._base import FrozenModel
-from runtime_core.tools import ToolCall
+from runtime_core._base import FrozenModel, trusted
+from runtime_core.tools import ToolCall, ToolResult
 
 __all__ = ["AssistantMessage", "Message", "SystemMessage", "ToolResultMessage", "UserMessage"]
 
@@ -42,6 +42,18 @@ class ToolResultMessage(FrozenModel):
     tool_name: str
     content: str
     is_error: bool = False
+
+    @classmethod
+    def of(cls, result: ToolResult) -> ToolResultMessage:
+        """The message that tells the model `result` (the agent loop adds one per tool outcome)."""
+        # Made of a validated result's parts: no validation (the loop builds one per tool call).
+        fields = {
+            "tool_call_id": result.tool_call_id,
+            "tool_name": result.tool_name,
+            "content": result.content,
+            "is_error": result.error is not None,
+        }
+        return trusted(cls, fields)
 
 
 Message = Annotated[

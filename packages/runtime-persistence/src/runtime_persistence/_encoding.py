@@ -180,7 +180,7 @@ def event_columns(event: Event) -> dict[str, Any]:
     return {
         "run_id": event.run_id,
         "seq": event.seq,
-        "id": None if event.id == f"{event.run_id}.{event.seq}" else event.id,  # Event.id_for, inline
+        "id": None if event.id == Event.id_for(event.run_id, event.seq) else event.id,
         "type": payload.type,  # the event's type (a plain string: an enum's value costs a descriptor call)
         "turn": event.turn,
         "ts": event.ts,
@@ -223,13 +223,7 @@ def message_of(payload: EventPayload) -> Message | None:
     if isinstance(payload, ModelRespondedPayload):
         return payload.message
     if isinstance(payload, ToolFinishedPayload | ToolFailedPayload):
-        result = payload.result
-        return ToolResultMessage(
-            tool_call_id=result.tool_call_id,
-            tool_name=result.tool_name,
-            content=result.content,
-            is_error=result.error is not None,
-        )
+        return ToolResultMessage.of(payload.result)
     return None
 
 

@@ -958,17 +958,7 @@ class Driver:
             attempt = self._attempts.pop(result.tool_call_id, 1)
             failed = ToolFailedPayload(result=result, attempt=attempt)
             self._recorder.add(failed, turn=number, tool_call_id=result.tool_call_id)
-        self._add_message(
-            trusted(
-                ToolResultMessage,
-                {
-                    "tool_call_id": result.tool_call_id,
-                    "tool_name": result.tool_name,
-                    "content": result.content,
-                    "is_error": result.error is not None,
-                },
-            )
-        )
+        self._add_message(ToolResultMessage.of(result))
 
     # -- boundaries ------------------------------------------------------------------------------------
 
