@@ -532,9 +532,18 @@ class Event(EventDraft):
 
         A draft that already is an `Event` at this place (see `recorded`) is returned as it is.
         """
-        if type(draft) is Event and draft.seq == seq and draft.run_id == run_id:
-            return draft
-        return trusted(cls, {**draft.__dict__, "run_id": run_id, "seq": seq})
+        return cls.placed_all((draft,), run_id=run_id, after_seq=seq - 1)[0]
+
+    @classmethod
+    def placed_all(cls, drafts: Sequence[EventDraft], *, run_id: str, after_seq: int) -> list[Event]:
+        """Place one boundary's `drafts` after `after_seq` in the log of `run_id`, as `placed` does each."""
+        return [
+            # A draft the writer built as the event it expects (`recorded`) is kept: no copy, no call.
+            draft
+            if type(draft) is Event and draft.seq == after_seq + i and draft.run_id == run_id
+            else trusted(cls, {**draft.__dict__, "run_id": run_id, "seq": after_seq + i})
+            for i, draft in enumerate(drafts, 1)
+        ]
 
     @classmethod
     def recorded(

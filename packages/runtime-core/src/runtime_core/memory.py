@@ -122,14 +122,7 @@ class InMemoryRunStore:
             run_id, recorded = lease.run_id, record.events
             replace = _check_chain(run_id, record, checkpoint) if checkpoint is not None else False
             # Validation is complete: from here on nothing can fail, so the boundary is all-or-nothing.
-            seq = len(recorded)  # dense from 1
-            placed = [
-                # A draft the writer built as the event it expects (`Event.recorded`) is kept as it is.
-                draft
-                if type(draft) is Event and draft.seq == seq + i and draft.run_id == run_id
-                else Event.placed(draft, run_id=run_id, seq=seq + i)
-                for i, draft in enumerate(events, 1)
-            ]
+            placed = Event.placed_all(events, run_id=run_id, after_seq=len(recorded))  # seq is dense from 1
             recorded.extend(placed)
             self._event_ids.update(ids)
             if checkpoint is not None:

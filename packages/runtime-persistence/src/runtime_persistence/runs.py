@@ -410,7 +410,7 @@ class SqlRunStore:
             if checkpoint is not None:
                 checkpoint_turn, checkpoint_parent = checkpoint.turn, checkpoint.parent_turn
             chain = {"b_id": run_id, "checkpoint_turn": checkpoint_turn, "checkpoint_parent_turn": checkpoint_parent}
-            placed = [Event.placed(draft, run_id=run_id, seq=last_seq + i) for i, draft in enumerate(events, 1)]
+            placed = Event.placed_all(events, run_id=run_id, after_seq=last_seq)
             for event_id, place in _claimed_places(placed):
                 if db.fetch_one(sql.implicit_at, place) is not None:
                     raise DuplicateEventError(event_id)
