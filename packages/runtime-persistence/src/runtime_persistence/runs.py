@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from runtime_core import trusted
 from runtime_core.checkpoints import (
     Checkpoint,
     CheckpointDelta,
@@ -602,7 +603,7 @@ def _claimed_places(events: Sequence[Event]) -> list[tuple[str, dict[str, Any]]]
     """
     claimed = []
     for event in events:
-        if event.id != f"{event.run_id}.{event.seq}" and (place := event_place(event.id)) is not None:
+        if event.id != Event.id_for(event.run_id, event.seq) and (place := event_place(event.id)) is not None:
             claimed.append((event.id, {"run_id": place[0], "seq": place[1]}))
     return claimed
 
@@ -660,10 +661,12 @@ class _StoredRow:
             "status": self.status,
             "created_at": self.created_at,
         }
+        # Every part is validated already (the document, the events' messages, the columns): no validation of
+        # the whole conversation again, which would cost a resume more than reading it.
         if self.kind == "snapshot":
-            state = CheckpointState.model_validate({**fields, "turn": self.turn})
-            return CheckpointSnapshot(**envelope, state=state)
-        return CheckpointDelta(**envelope, delta=TurnDelta.model_validate(fields))
+            state = trusted(CheckpointState, {**fields, "turn": self.turn})
+            return trusted(CheckpointSnapshot, {**envelope, "state": state})
+        return trusted(CheckpointDelta, {**envelope, "delta": trusted(TurnDelta, fields)})
 
 
 def _run_row(run: Run, *, checkpoint_turn: int | None, checkpoint_parent_turn: int | None) -> dict[str, Any]:
