@@ -196,6 +196,33 @@ def test_an_idempotent_call_is_rerun_with_the_same_key(tmp_path: Path) -> None:
     asyncio.run(check())
 
 
+def test_resume_reads_back_the_whole_open_turn_however_many_events_it_holds(tmp_path: Path) -> None:
+    # The log is read backwards in growing pages (16, 32, 64, ...) until one reaches an earlier turn: a turn
+    # of 40 calls spans several pages, and every one of its events must be there.
+    from runtime_execution.loop._resume import tail_events
+
+    script = {
+        "steps": [
+            calls(call("file:list")),
+            calls(*[call("file:list") for _ in range(40)], call("ledger:put", line="x")),
+            done("stored"),
+        ]
+    }
+    store, ledger = InMemoryRunStore(), Ledger(tmp_path / "ledger.txt", crash="idempotent")
+    run_id = run_until_crash(store, ledger, script)
+
+    async def check() -> None:
+        loaded = await store.load(run_id)
+        everything = await store.read_events(run_id)
+        wanted = [e for e in everything if e.turn >= 2]
+        assert loaded.checkpoint_turn == 2
+        assert len(wanted) > 16 + 32
+        assert await tail_events(store, loaded) == wanted
+
+    asyncio.run(check())
+    assert resume(store, ledger, run_id).ok
+
+
 def test_a_run_waiting_for_approval_continues_after_a_restart(tmp_path: Path) -> None:
     class AskAppend:
         def evaluate(self, call: ToolCall, spec: ToolSpec | None, context: Any) -> Any:

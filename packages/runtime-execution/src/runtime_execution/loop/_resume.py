@@ -18,23 +18,27 @@ from runtime_execution.loop._driver import ResumePoint
 
 __all__ = ["resume_point", "tail_events"]
 
-_PAGE = 256
+_FIRST_PAGE = 16  # a turn with one tool call logs about 8 events
+_MAX_PAGE = 1024
 
 
 async def tail_events(store: RunStore, loaded: LoadedRun) -> list[Event]:
     """The run's events from the first of its newest checkpoint's turn on (all a resume needs).
 
-    Reads the log backwards a page at a time, so resuming costs the same after 5 turns or 5,000.
+    Reads the log backwards a page at a time, each page twice the size of the one before, so resuming
+    costs the same after 5 turns or 5,000 and reads at most about twice the events it keeps.
     """
     turn = loaded.checkpoint_turn or 0
     after = loaded.run.last_seq
     events: list[Event] = []
+    size = _FIRST_PAGE
     while after > 0:
-        after = max(0, after - _PAGE)
-        page = list(await store.read_events(loaded.run.id, after_seq=after, limit=_PAGE))
+        first = max(0, after - size)
+        page = list(await store.read_events(loaded.run.id, after_seq=first, limit=after - first))
         events[:0] = page
         if page and page[0].turn < turn:
             break
+        after, size = first, min(2 * size, _MAX_PAGE)
     return [event for event in events if event.turn >= turn]
 
 
