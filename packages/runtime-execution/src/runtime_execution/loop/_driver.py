@@ -401,7 +401,7 @@ class Driver:
             context = self._tool_context(call)
             with self._control.interruptible():
                 result = await self._config.pipeline.execute(
-                    Screened(call, tool, None), context, self._timeout(Screened(call, tool, None)), reconcile=True
+                    Screened(call, tool, None), context, self._timeout(spec), reconcile=True
                 )
             self._record_outcome(result)
             return None
@@ -474,7 +474,8 @@ class Driver:
         self._control.turn_started()
         started = self._config.clock.monotonic()
         turn = self._turn = _Turn(number, self._checkpoint_turn, started, recovery, [], _NO_USAGE)
-        self._recorder.add(_TURN_STARTED[recovery], turn=number)
+        now = self._config.clock.now()  # the turn's start and its model request: one step, one time
+        self._recorder.add(_TURN_STARTED[recovery], turn=number, ts=now)
         deadline: float | None = None
         if trigger is not None:
             self._recovered = True
@@ -488,6 +489,7 @@ class Driver:
                     deadline_s=recovery_config.grace_timeout_s,
                 ),
                 turn=number,
+                ts=now,
             )
             warning = (
                 recovery_config.warning_template.format(max_turns=limits.max_turns)
@@ -500,7 +502,7 @@ class Driver:
         for thought in self._control.take_thoughts():
             self._inject(thought)
         try:
-            response = await self._ask_model(recovery, deadline)
+            response = await self._ask_model(recovery, deadline, now)
         except _OverBudget:
             assert self._budget is not None
             return await self._fail(TerminalReason.BUDGET_EXHAUSTED, self._budget.verdict().message)
@@ -531,8 +533,8 @@ class Driver:
         assert self._turn is not None
         self._turn.messages.append(message)
 
-    async def _ask_model(self, recovery: bool, deadline: float | None) -> ModelResponse | None:
-        """Call the model; ``None`` means it ran out of time."""
+    async def _ask_model(self, recovery: bool, deadline: float | None, now: datetime) -> ModelResponse | None:
+        """Call the model (its ``model.requested`` event carries `now`); ``None`` means it ran out of time."""
         specs = (self._completion.spec,) if recovery else self._specs
         # Built from validated parts on every turn: no validation (see `trusted`).
         messages = tuple(self._messages)
@@ -555,6 +557,7 @@ class Driver:
                 },
             ),
             turn=self._turn_number,
+            ts=now,
         )
         if self._reserve(request).level is BudgetLevel.HARD:
             raise _OverBudget
@@ -860,7 +863,14 @@ class Driver:
         assert self._turn is not None
         self._turn.executed += len(ready)
         if len(ready) == 1:
-            results = [await self._run_alone(*ready[0])]
+            # A single call runs in the driver's own task: no task to spawn, no loop iteration to wait.
+            try:
+                with self._control.interruptible():
+                    self._inflight[0].ran = True
+                    # A cancellation can only land while the tool itself awaits, so the call did not finish.
+                    results = [await self._execute(*ready[0])]
+            except asyncio.CancelledError:
+                self._cancelled_here()
         else:
             results = await self._run_together(ready)
         self._inflight = []
@@ -897,7 +907,7 @@ class Driver:
         assert spec is not None
         attempt = 1
         while True:
-            result = await self._config.pipeline.execute(item, context, self._timeout(item))
+            result = await self._config.pipeline.execute(item, context, self._timeout(spec))
             delay = None if result.error is None or retry is None else retry.retry_delay(spec, result.error, attempt)
             if delay is None:
                 if attempt > 1:
@@ -911,20 +921,8 @@ class Driver:
             await asyncio.sleep(delay)
             attempt += 1
 
-    def _timeout(self, item: Screened) -> float:
-        spec = item.spec
-        assert spec is not None
+    def _timeout(self, spec: ToolSpec) -> float:
         return spec.timeout_s or self._agent.limits.tool_timeout_s
-
-    async def _run_alone(self, item: Screened, context: ToolContext) -> ToolResult:
-        """Run a single call in the driver's own task (no task to spawn, no loop iteration to wait)."""
-        try:
-            with self._control.interruptible():
-                self._inflight[0].ran = True
-                # A cancellation can only land while the tool itself awaits, so the call did not finish.
-                return await self._execute(item, context)
-        except asyncio.CancelledError:
-            self._cancelled_here()
 
     async def _run_together(self, ready: list[tuple[Screened, ToolContext]]) -> list[ToolResult]:
         """Run a group's calls as tasks, at most ``max_parallel`` at once."""
@@ -963,8 +961,10 @@ class Driver:
     # -- boundaries ------------------------------------------------------------------------------------
 
     def _variables(self) -> dict[str, JsonValue]:
+        if not self._sticky:
+            return {}
         sticky: list[JsonValue] = [name for name in sorted(self._sticky)]
-        return {_STICKY: sticky} if sticky else {}
+        return {_STICKY: sticky}
 
     def _checkpoint(self, status: CheckpointStatus, now: datetime) -> Checkpoint:
         turn = self._turn
