@@ -42,7 +42,7 @@ def test_sqlite_defaults_are_durable(tmp_path: Path) -> None:
         "synchronous": 2,
         "foreign_keys": 1,
         "busy_timeout": 5000,
-        "wal_autocheckpoint": 300,
+        "wal_autocheckpoint": 150,
     }
 
 

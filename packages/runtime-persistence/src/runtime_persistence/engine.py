@@ -4,7 +4,7 @@
 
 - **SQLite**: WAL journal (readers never block the writer), ``synchronous`` configurable with ``FULL``
   (an fsync per commit: a committed boundary survives a power loss) as the default, a busy timeout so
-  that writers in other processes wait instead of failing, a WAL checkpoint every 300 pages (SQLite's
+  that writers in other processes wait instead of failing, a WAL checkpoint every 150 pages (SQLite's
   default is 1000; see `_WAL_AUTOCHECKPOINT_PAGES`), foreign keys enforced, and transactions the
   stores begin themselves: ``BEGIN IMMEDIATE`` for writes, so a write transaction holds the database's
   write lock from its first statement and never fails half-way on a lock upgrade. Connections are pooled
@@ -49,15 +49,15 @@ DEFAULT_DATABASE_NAME: Final = "runtime.db"
 """The file name of the embedded database."""
 
 _SYNCHRONOUS_LEVELS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
-_WAL_AUTOCHECKPOINT_PAGES: Final = 300
+_WAL_AUTOCHECKPOINT_PAGES: Final = 150
 """WAL pages after which a commit copies the WAL into the database file and the WAL starts over (SQLite's
 default: 1000). An fsync of a WAL that grew since the last one also commits the file system's journal (the
-new size and blocks), about twice the cost of one that overwrites frames in place, and SQLite reuses the
-WAL file from its start after each checkpoint, never shrinking it. The WAL stops growing after the first
-checkpoint, so a smaller threshold shortens the commits that pay for growth after a connection opens the
-database, for more frequent but smaller checkpoints. An agent turn's two commits write about 6 pages each
-(schema revision 0003; 11 before it): 300 pages end the growth after ~50 commits, a run's first ~25 turns,
-and a 500-turn run costs no more in total (bench/README.md)."""
+new size and blocks), about 1.5 times the cost of one that overwrites frames in place, and SQLite reuses
+the WAL file from its start after each checkpoint, never shrinking it. The WAL stops growing after the
+first checkpoint, so a smaller threshold shortens the commits that pay for growth after a connection opens
+the database, for more frequent but smaller checkpoints. An agent turn's two commits write about 6 pages
+each (schema revision 0003): 150 pages end the growth after ~25 commits, a run's first ~12 turns, and a
+500-turn run costs no more in total than with 300 (bench/README.md)."""
 _POSTGRES_DRIVER: Final = "postgresql+psycopg"
 _POSTGRES_EXTRA: Final = "runtime-persistence[postgres]"
 
