@@ -25,7 +25,7 @@ from runtime_core.policy import PolicyAction, PolicyContext, PolicyDecision, Pol
 from runtime_core.runs import RunStatus
 from runtime_core.tools import ToolCall, ToolConcurrency, ToolContext, ToolEffect, ToolSpec
 from runtime_execution import LocalToolRegistry, builtin_tools
-from runtime_execution.loop import AgentLoop, AgentStatus, ModelDelta, SpoolPolicy
+from runtime_execution.loop import AgentLoop, AgentStatus, ModelDelta, SpoolPolicy, _deadline
 from tests.execution.loop._support import RecordingProvider, agent, call, calls, done, log, types
 
 
@@ -702,6 +702,76 @@ def test_cancel_interrupts_a_slow_model_call() -> None:
         result = await asyncio.wait_for(handle.result(), 5)
         assert result.status is RunStatus.CANCELLED
         assert result.turns == 1
+
+    asyncio.run(main())
+
+
+def test_run_drives_the_run_in_the_calling_task() -> None:
+    seen: list[asyncio.Task[Any] | None] = []
+
+    @tool(name="test:where", effect=ToolEffect.NONE)
+    async def where() -> str:
+        seen.append(asyncio.current_task())
+        return "here"
+
+    loop = make_loop(RecordingProvider(calls(call("test:where")), done()), where)
+
+    async def main() -> None:
+        result = await loop.run(agent(), "Where")
+        assert result.ok
+        assert seen == [asyncio.current_task()]
+        assert _deadline._current.get() is None  # the run's watchdog is unbound from this task again
+
+    asyncio.run(main())
+
+
+def test_cancelling_the_task_awaiting_run_cancels_the_run() -> None:
+    started = asyncio.Event()
+
+    @tool(name="test:hang", effect=ToolEffect.UNSAFE)
+    async def hang() -> str:
+        started.set()
+        await asyncio.sleep(60)
+        return "never"
+
+    loop = make_loop(RecordingProvider(calls(call("test:hang")), done()), hang)
+
+    async def main() -> None:
+        with pytest.raises(TimeoutError):  # asyncio.timeout works around run() as around anything
+            async with asyncio.timeout(0.2):
+                await loop.run(agent(), "Hang", run_id="run_hang")
+        assert started.is_set()
+        run = await loop.store.get_run("run_hang")
+        assert (run.status, run.reason) == (RunStatus.CANCELLED, "cancelled")
+        events = await log(loop.store, "run_hang")
+        assert events[-1].payload.reason == "the task awaiting AgentLoop.run was cancelled"
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        # The call was cut short while it ran: its write-ahead record stays, with no outcome claimed.
+        assert types(events).count("tool.started") == 1
+        assert "tool.finished" not in types(events)
+        assert "tool.failed" not in types(events)
+        assert (await loop.store.load("run_hang")).run.status is RunStatus.CANCELLED
+
+    asyncio.run(main())
+
+
+def test_a_run_inside_a_tool_of_another_run() -> None:
+    inner = make_loop(RecordingProvider(done("inner done")))
+
+    @tool(name="test:delegate", effect=ToolEffect.NONE)
+    async def delegate() -> str:
+        result = await inner.run(agent(), "Inner")
+        await asyncio.sleep(5)  # the outer call's timeout still applies after the inner run returned
+        return result.output or ""
+
+    outer = make_loop(RecordingProvider(calls(call("test:delegate")), done()), delegate)
+
+    async def main() -> None:
+        result = await outer.run(agent(tool_timeout_s=0.2), "Outer")
+        assert result.ok
+        events = await log(outer.store, result.run_id)
+        assert failures(events) == {"call_0_0": "TIMEOUT"}
+        assert (await inner.store.list_runs())[0].status is RunStatus.COMPLETED
 
     asyncio.run(main())
 

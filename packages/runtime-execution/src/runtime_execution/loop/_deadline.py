@@ -11,7 +11,7 @@ it guards is past its deadline, or re-arms itself for the current deadline.
 from __future__ import annotations
 
 import asyncio
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any
 
@@ -27,7 +27,7 @@ class Watchdog:
         task: The task whose sections it times.
     """
 
-    __slots__ = ("_deadline", "_expired", "_handle", "_loop", "_task", "_when")
+    __slots__ = ("_deadline", "_expired", "_handle", "_loop", "_task", "_token", "_when")
 
     def __init__(self, task: asyncio.Task[Any]) -> None:
         self._task = task
@@ -36,22 +36,26 @@ class Watchdog:
         self._handle: asyncio.TimerHandle | None = None
         self._when = 0.0
         self._expired = False
+        self._token: Token[Watchdog | None] | None = None
 
     @classmethod
     def watch(cls) -> Watchdog:
-        """Bind a watchdog to the current task: `timeout` uses it in this task from now on."""
+        """Bind a watchdog to the current task: `timeout` uses it in this task until `close`."""
         task = asyncio.current_task()
         assert task is not None, "a watchdog times a task"
         watchdog = cls(task)
-        _current.set(watchdog)
+        watchdog._token = _current.set(watchdog)
         return watchdog
 
     def close(self) -> None:
-        """Drop the timer (the task is done with its sections)."""
+        """Drop the timer and unbind (the task is done with its sections; an outer watchdog is back)."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         self._deadline = None
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
 
     def _arm(self, when: float) -> None:
         if self._handle is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,8 @@ class ModelDelta:
 
 LoopEvent = Event | ModelDelta
 """What `RunHandle.events` yields: recorded run-log events, and model deltas when streaming."""
+
+_log = logging.getLogger("runtime_execution.loop")
 
 _DONE = object()
 _FIRST_SNAPSHOT_SAVED = CheckpointSavedPayload(kind="snapshot", final=True)
@@ -222,9 +225,22 @@ class RunHandle:
         self._control.bind(self._task)
         self._task.add_done_callback(self._on_done)
 
+    async def _drive_here(self, driver: Driver) -> RunResult:
+        """Drive the run in the current task (`AgentLoop.run`): no task to spawn, no loop iteration to wait."""
+        task = asyncio.current_task()
+        assert task is not None, "a run is driven by a task"
+        self._control.bind(task)
+        try:
+            return await driver.drive()
+        finally:
+            self._on_done(None)
+
     def _on_done(self, _: object) -> None:
         self._finished = True
         self._publish([_DONE])
+
+
+_CALLER_CANCELLED = "the task awaiting AgentLoop.run was cancelled"
 
 
 def _initial_state(agent: AgentSpec, task: str) -> CheckpointState:
@@ -398,6 +414,20 @@ class AgentLoop:
             ConfigurationError: No provider serves the agent's model.
             AlreadyExistsError: `run_id` is taken.
         """
+        handle, driver = await self._begin(agent, task, workspace, metadata, stream_model, run_id)
+        handle._start(driver)
+        return handle
+
+    async def _begin(
+        self,
+        agent: AgentSpec,
+        task: str,
+        workspace: str | os.PathLike[str] | None,
+        metadata: Mapping[str, JsonValue] | None,
+        stream_model: bool,
+        run_id: str | None,
+    ) -> tuple[RunHandle, Driver]:
+        """Create a run (see `start`) and the driver that will drive it."""
         self._provider(agent)
         self._check_pricing(agent)
         if not task.strip():
@@ -421,15 +451,14 @@ class AgentLoop:
         state: CheckpointState,
         workspace: str | os.PathLike[str] | None,
         stream_model: bool,
-    ) -> RunHandle:
-        """Create a run, commit its first snapshot (`state`) and start driving it."""
+    ) -> tuple[RunHandle, Driver]:
+        """Create a run, commit its first snapshot (`state`) and build its driver."""
         run = await self._store.create_run(run_id, created)
         lease = await self._store.acquire_lease(run_id, self._worker, ttl=self._lease_ttl)
         handle, recorder = self._handle(run, lease)
         recorder.add(self._started, turn=state.turn)
         await self._commit_snapshot(recorder, run_id, state)
-        self._drive(handle, recorder, run, state, workspace, stream_model)
-        return handle
+        return handle, self._driver(handle, recorder, run, state, workspace, stream_model)
 
     async def _commit_snapshot(self, recorder: Recorder, run_id: str, state: CheckpointState) -> None:
         """Commit the first checkpoint of a run (a snapshot), with the events buffered so far."""
@@ -460,7 +489,7 @@ class AgentLoop:
         )
         return handle, recorder
 
-    def _drive(
+    def _driver(
         self,
         handle: RunHandle,
         recorder: Recorder,
@@ -469,9 +498,9 @@ class AgentLoop:
         workspace: str | os.PathLike[str] | None,
         stream_model: bool,
         resume: ResumePoint | None = None,
-    ) -> None:
+    ) -> Driver:
         root = _workspace_root(workspace) if workspace is not None else self._workspace
-        driver = Driver(
+        return Driver(
             self._config,
             run,
             state,
@@ -486,7 +515,6 @@ class AgentLoop:
             on_status=handle._on_status,
             resume=resume,
         )
-        handle._start(driver)
 
     async def resume(
         self,
@@ -534,7 +562,7 @@ class AgentLoop:
         if loaded.checkpoint_turn is None:  # the first driver died before its first commit
             state = _initial_state(run.agent, run.task)
             await self._commit_snapshot(recorder, run_id, state)
-        self._drive(handle, recorder, run, state, workspace, stream_model, point)
+        handle._start(self._driver(handle, recorder, run, state, workspace, stream_model, point))
         return handle
 
     async def cancel(self, run_id: str, *, reason: str | None = None) -> Run:
@@ -659,7 +687,9 @@ class AgentLoop:
             ts=self._clock.now(),
             agent_id=agent.name,
         )
-        return await self._create(new_run_id, created, loaded.state, workspace, stream_model=False)
+        handle, driver = await self._create(new_run_id, created, loaded.state, workspace, stream_model=False)
+        handle._start(driver)
+        return handle
 
     async def run(
         self,
@@ -670,9 +700,24 @@ class AgentLoop:
         metadata: Mapping[str, JsonValue] | None = None,
         run_id: str | None = None,
     ) -> RunResult:
-        """Run an agent to its end (or until it waits for an approval) and return the result."""
-        handle = await self.start(agent, task, workspace=workspace, metadata=metadata, run_id=run_id)
-        return await handle.result()
+        """Run an agent to its end (or until it waits for an approval) and return the result.
+
+        The run is driven in the calling task (`start` drives it in a task of its own). Cancelling the
+        calling task cancels the run: it stops where it is, the loop records ``run.cancelled`` (as
+        `cancel` does) and the cancellation propagates, so ``asyncio.timeout`` around `run` works as
+        anywhere else. A tool call cut short this way keeps its ``tool.started`` without an outcome.
+        """
+        handle, driver = await self._begin(agent, task, workspace, metadata, False, run_id)
+        try:
+            return await handle._drive_here(driver)
+        except asyncio.CancelledError:
+            try:
+                await self.cancel(handle.run_id, reason=_CALLER_CANCELLED)
+            except ConfigurationError:
+                pass  # it ended just before
+            except Exception:  # the cancellation goes on; the run stays resumable, as after a crash
+                _log.exception("could not record the cancellation of run %s", handle.run_id)
+            raise
 
     async def stream(
         self,
