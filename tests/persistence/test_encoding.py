@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -37,8 +38,8 @@ from runtime_core import (
     UserMessage,
 )
 from runtime_core.events import EventPayload
-from runtime_persistence import SPOOL_URI_PREFIX, CheckpointRow, EventRow, SqlRunStore
-from runtime_persistence._encoding import COMPRESS_FROM, omits_defaults
+from runtime_persistence import SPOOL_URI_PREFIX, CheckpointRow, EventRow, SqlRunStore, create_engine
+from runtime_persistence._encoding import COMPRESS_FROM, omits_defaults, sqlite_timestamp
 from tests.persistence.support import T0, draft, new_run, with_store
 
 # ~2 KB of words: compressed when stored (a tool result or reply of a real run is like it).
@@ -255,3 +256,26 @@ def test_defaults_are_left_out_only_where_that_reads_back_the_same() -> None:
     assert _Tree.model_validate_json(_Tree(child=_Branch()).model_dump_json(exclude_defaults=True)) != _Tree(
         child=_Branch()
     )
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "2026-02-01 12:30:45.123456",  # as Core writes it (UTC, no offset)
+        "2026-02-01 12:30:45.123456+00:00",  # as the driver's datetime adapter writes it
+        "2026-02-01 12:30:45+02:00",
+        "2026-02-01 12:30:45",
+    ],
+)
+def test_sqlite_timestamps_read_as_core_reads_them(stored: str) -> None:
+    engine = create_engine("sqlite://")
+    try:
+        dialect = engine.dialect
+        core = EventRow.__table__.c.ts.type.dialect_impl(dialect).result_processor(dialect, None)
+        assert core is not None
+        expected = core(stored)
+        read = sqlite_timestamp(stored)
+        assert (read, read.tzinfo, type(read)) == (expected, expected.tzinfo, type(expected))
+        assert read.tzinfo is UTC
+    finally:
+        engine.dispose()

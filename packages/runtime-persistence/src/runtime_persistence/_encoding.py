@@ -32,7 +32,7 @@ import types
 import typing
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, Final, Union
 
 from pydantic import BaseModel
@@ -66,6 +66,7 @@ __all__ = [
     "read_event",
     "read_payload",
     "resolve_messages",
+    "sqlite_timestamp",
     "stored_references",
     "timestamp_offset",
     "unpack",
@@ -151,8 +152,9 @@ def payload_document(payload: EventPayload) -> str:
 
 def read_payload(event_type: str, document: str | bytes) -> EventPayload:
     """Validate the payload document of an event of `event_type`."""
-    # _PAYLOADS maps each type to its member of the EventPayload union, which mypy cannot see.
-    payload: EventPayload = _PAYLOADS[event_type].model_validate_json(document)  # type: ignore[assignment]
+    # What `model_validate_json` does, without its Python frame (this runs for every event read). The
+    # validator is looked up on each call: a model's is replaced if it is ever rebuilt.
+    payload: EventPayload = _PAYLOADS[event_type].__pydantic_validator__.validate_json(document)
     return payload
 
 
@@ -207,6 +209,16 @@ def read_event(run_id: str, row: Sequence[Any], timestamp: Callable[[Any], datet
     if event_id is not None or v != 1:
         event = event.model_copy(update={"id": event_id or event.id, "v": v})
     return event
+
+
+def sqlite_timestamp(value: str) -> datetime:
+    """A `UtcDateTime` column's value on SQLite (ISO text, with or without an offset) as Core returns it.
+
+    What SQLAlchemy's processing does (``datetime.fromisoformat``, then `UtcDateTime.process_result_value`)
+    without its three Python calls.
+    """
+    ts = datetime.fromisoformat(value)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 EVENT_COLUMNS: Final = (

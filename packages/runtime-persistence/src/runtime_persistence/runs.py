@@ -81,6 +81,7 @@ from runtime_persistence._encoding import (
     read_event,
     read_payload,
     resolve_messages,
+    sqlite_timestamp,
     stored_references,
     unpack,
 )
@@ -253,8 +254,11 @@ class _ReadStatements:
         self.load_at_turn: Prepared = db.prepare(_LOAD_AT_TURN)
         self.message_events: Prepared = db.prepare(_MESSAGE_EVENTS)
         dialect = db.engine.dialect
-        # The driver's timestamps as Core returns them (aware, UTC): the column type's own processing.
+        # The driver's timestamps as Core returns them (aware, UTC): the column type's own processing, or on
+        # SQLite the same in one call (read once per event and checkpoint row).
         processor = _events.c.ts.type.dialect_impl(dialect).result_processor(dialect, None)
+        if dialect.name == "sqlite":
+            processor = sqlite_timestamp
         # UtcDateTime's processor returns aware datetimes (SQLAlchemy types it as returning Any | None).
         self.timestamp: Callable[[Any], datetime] = processor if processor is not None else _same  # type: ignore[assignment]
 
@@ -476,7 +480,8 @@ class SqlRunStore:
         rows = await self._db.read_direct("read_events", work)
         if rows is None:
             raise NotFoundError("run", run_id)
-        return [read_event(run_id, row, sql.timestamp) for row in rows]
+        timestamp = sql.timestamp
+        return [read_event(run_id, row, timestamp) for row in rows]
 
     async def load(self, run_id: str, *, at_turn: int | None = None) -> LoadedRun:
         """Return a run and its state: the nearest snapshot folded with the deltas after it.
