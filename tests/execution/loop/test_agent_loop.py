@@ -15,6 +15,7 @@ import pytest
 from runtime_core.agents import ExecutionMode, RecoveryConfig
 from runtime_core.approvals import Approval, ApprovalDecision, ApprovalResolution
 from runtime_core.checkpoints import CheckpointSnapshot
+from runtime_core.clock import ManualClock
 from runtime_core.events import Event, ToolFailedPayload, ToolFinishedPayload
 from runtime_core.exceptions import ConfigurationError, FencingError
 from runtime_core.function_tools import tool
@@ -772,6 +773,24 @@ def test_a_run_inside_a_tool_of_another_run() -> None:
         events = await log(outer.store, result.run_id)
         assert failures(events) == {"call_0_0": "TIMEOUT"}
         assert (await inner.store.list_runs())[0].status is RunStatus.COMPLETED
+
+    asyncio.run(main())
+
+
+def test_the_events_of_one_step_share_its_time() -> None:
+    clock = ManualClock(tick=timedelta(milliseconds=1))  # every clock read is a new time
+    loop = make_loop(RecordingProvider(calls(call("file:list")), done()), clock=clock, workspace=Path.cwd())
+
+    async def main() -> None:
+        result = await loop.run(agent(), "List")
+        events = await log(loop.store, result.run_id)
+        assert [e.ts for e in events] == sorted(e.ts for e in events)
+        for turn in (1, 2):
+            ts = {e.type.value: e.ts for e in events if e.turn == turn}
+            assert ts["turn.started"] == ts["model.requested"]
+            assert ts["model.responded"] == ts["tool.called"]
+            assert ts["turn.finished"] == ts["checkpoint.saved"]
+            assert len({ts["turn.started"], ts["model.responded"], ts["turn.finished"]}) == 3
 
     asyncio.run(main())
 
