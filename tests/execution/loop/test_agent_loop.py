@@ -663,15 +663,21 @@ def test_configuration_errors_are_raised_before_a_run_exists() -> None:
 # -- control signals and streaming ------------------------------------------------------------------
 
 
-def test_cancel_interrupts_a_running_tool() -> None:
+def hanging_tool(effect: ToolEffect) -> tuple[asyncio.Event, Any]:
+    """A ``test:hang`` tool that sets the event once it runs, then sleeps for a minute."""
     started = asyncio.Event()
 
-    @tool(name="test:hang", effect=ToolEffect.IDEMPOTENT)
+    @tool(name="test:hang", effect=effect)
     async def hang() -> str:
         started.set()
         await asyncio.sleep(60)
         return "never"
 
+    return started, hang
+
+
+def test_cancel_interrupts_a_running_tool() -> None:
+    started, hang = hanging_tool(ToolEffect.IDEMPOTENT)
     provider = RecordingProvider(calls(call("test:hang")), done())
     loop = make_loop(provider, hang)
 
@@ -727,14 +733,7 @@ def test_run_drives_the_run_in_the_calling_task() -> None:
 
 
 def test_cancelling_the_task_awaiting_run_cancels_the_run() -> None:
-    started = asyncio.Event()
-
-    @tool(name="test:hang", effect=ToolEffect.UNSAFE)
-    async def hang() -> str:
-        started.set()
-        await asyncio.sleep(60)
-        return "never"
-
+    started, hang = hanging_tool(ToolEffect.UNSAFE)
     loop = make_loop(RecordingProvider(calls(call("test:hang")), done()), hang)
 
     async def main() -> None:

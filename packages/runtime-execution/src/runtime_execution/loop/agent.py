@@ -705,7 +705,7 @@ class AgentLoop:
         The run is driven in the calling task (`start` drives it in a task of its own). Cancelling the
         calling task cancels the run: it stops where it is, the loop records ``run.cancelled`` (as
         `cancel` does) and the cancellation propagates, so ``asyncio.timeout`` around `run` works as
-        anywhere else. A tool call cut short this way keeps its ``tool.started`` without an outcome.
+        anywhere else. A tool call cut short this way gets no recorded outcome (nobody knows how far it got).
         """
         handle, driver = await self._begin(agent, task, workspace, metadata, False, run_id)
         try:
