@@ -217,3 +217,21 @@ def test_stream_yields_the_run_and_leaving_early_cancels_it(project: Path) -> No
             assert run.status is RunStatus.CANCELLED
 
     asyncio.run(scenario())
+
+
+def test_cancelling_the_task_awaiting_run_cancels_the_run(project: Path) -> None:
+    slow = SCENARIO.replace("[[steps]]\n", "[[steps]]\ndelay_s = 30\n", 1)  # the first model call hangs
+    (project / "scenario.toml").write_text(slow)
+
+    async def scenario() -> None:
+        async with create_runtime() as runtime:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.3):
+                    await runtime.run(agent_with_policy(project, "balanced"), "go", run_id="run_slow")
+            run = await runtime.get_run("run_slow")
+            assert (run.status, run.reason) == (RunStatus.CANCELLED, "cancelled")
+            events = [event async for event in runtime.events("run_slow")]
+            assert events[-1].type is EventType.RUN_CANCELLED
+            assert events[-1].payload.reason == "the task awaiting Runtime.run was cancelled"
+
+    asyncio.run(scenario())

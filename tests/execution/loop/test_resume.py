@@ -93,11 +93,13 @@ def run_until_crash(store: InMemoryRunStore, ledger: Ledger, script: dict[str, A
     return asyncio.run(main())
 
 
-def resume(store: InMemoryRunStore, ledger: Ledger, run_id: str, **options: Any) -> Any:
+def resume(
+    store: InMemoryRunStore, ledger: Ledger, run_id: str, script: dict[str, Any] = SCRIPT, **options: Any
+) -> Any:
     async def main() -> Any:
         replies = sum(1 for e in await store.read_events(run_id) if e.type.value == "model.responded")
         loop = AgentLoop(
-            providers=[ScriptedProvider(SCRIPT, start=replies)],  # a fresh provider, as in a new process
+            providers=[ScriptedProvider(script, start=replies)],  # a fresh provider, as in a new process
             tools=LocalToolRegistry([*builtin_tools(), *ledger.tools()]),
             store=store,
             workspace=Path.cwd(),
@@ -176,15 +178,7 @@ def test_an_idempotent_call_is_rerun_with_the_same_key(tmp_path: Path) -> None:
     run_id = run_until_crash(store, ledger, script)
     assert ledger.lines() == ["call_0_0"]
 
-    async def main() -> Any:
-        loop = AgentLoop(
-            providers=[ScriptedProvider(script, start=1)],
-            tools=LocalToolRegistry([*builtin_tools(), *ledger.tools()]),
-            store=store,
-        )
-        return await (await loop.resume(run_id, steal=True)).result()
-
-    result = asyncio.run(main())
+    result = resume(store, ledger, run_id, script)
     assert result.ok
     assert ledger.lines() == ["call_0_0"]  # the key made the second run a no-op
 
@@ -220,7 +214,7 @@ def test_resume_reads_back_the_whole_open_turn_however_many_events_it_holds(tmp_
         assert await tail_events(store, loaded) == wanted
 
     asyncio.run(check())
-    assert resume(store, ledger, run_id).ok
+    assert resume(store, ledger, run_id, script).ok
 
 
 def test_a_run_waiting_for_approval_continues_after_a_restart(tmp_path: Path) -> None:
@@ -327,15 +321,7 @@ def test_resume_keeps_the_one_tool_per_turn_rule_of_interactive_mode(tmp_path: P
 
     run_id = asyncio.run(crash())
 
-    async def main() -> Any:
-        again = AgentLoop(
-            providers=[ScriptedProvider(script, start=1)],
-            tools=LocalToolRegistry([*builtin_tools(), *ledger.tools()]),
-            store=store,
-        )
-        return await (await again.resume(run_id, steal=True)).result()
-
-    assert asyncio.run(main()).ok
+    assert resume(store, ledger, run_id, script).ok
     assert ledger.lines() == ["call_0_0"]  # the second call of the turn never runs, before or after the crash
 
 

@@ -87,6 +87,7 @@ DEFAULT_POLICY = "balanced"
 """The preset of agents that name no policy, when the runtime is given none."""
 
 _FOLLOW_POLL_S = 0.2
+_CALLER_CANCELLED = "the task awaiting Runtime.run was cancelled"
 
 
 class Launch(BaseModel):
@@ -225,8 +226,19 @@ class Runtime:
         return self._track(handle)
 
     async def run(self, agent: AgentLike, task: str, **options: Any) -> RunResult:
-        """Run an agent to its end, or until it waits for an approval; options as for `start`."""
-        return await (await self.start(agent, task, **options)).result()
+        """Run an agent to its end, or until it waits for an approval; options as for `start`.
+
+        As with `AgentLoop.run`, cancelling the calling task cancels the run (it is recorded as cancelled
+        before the cancellation propagates).
+        """
+        handle = await self.start(agent, task, **options)
+        try:
+            return await handle.result()
+        except asyncio.CancelledError:
+            handle.cancel(_CALLER_CANCELLED)
+            with suppress(Exception):  # a store failure: the cancellation goes on, the run stays resumable
+                await handle.result()
+            raise
 
     async def stream(self, agent: AgentLike, task: str, **options: Any) -> AsyncIterator[LoopEvent]:
         """Run an agent and yield its events as they are recorded; leaving early cancels the run."""

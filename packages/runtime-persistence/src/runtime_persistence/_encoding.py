@@ -32,7 +32,7 @@ import types
 import typing
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Final, Union
 
 from pydantic import BaseModel
@@ -47,6 +47,7 @@ from runtime_core.events import (
     ToolFinishedPayload,
 )
 from runtime_core.messages import AssistantMessage, Message, ToolResultMessage
+from runtime_persistence.schema import as_utc
 from runtime_persistence.spool import SPOOL_URI_PREFIX
 
 __all__ = [
@@ -215,10 +216,9 @@ def sqlite_timestamp(value: str) -> datetime:
     """A `UtcDateTime` column's value on SQLite (ISO text, with or without an offset) as Core returns it.
 
     What SQLAlchemy's processing does (``datetime.fromisoformat``, then `UtcDateTime.process_result_value`)
-    without its three Python calls.
+    without its Python frames.
     """
-    ts = datetime.fromisoformat(value)
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    return as_utc(datetime.fromisoformat(value))
 
 
 EVENT_COLUMNS: Final = (

@@ -256,9 +256,11 @@ class _ReadStatements:
         dialect = db.engine.dialect
         # The driver's timestamps as Core returns them (aware, UTC): the column type's own processing, or on
         # SQLite the same in one call (read once per event and checkpoint row).
-        processor = _events.c.ts.type.dialect_impl(dialect).result_processor(dialect, None)
-        if dialect.name == "sqlite":
-            processor = sqlite_timestamp
+        processor = (
+            sqlite_timestamp
+            if dialect.name == "sqlite"
+            else _events.c.ts.type.dialect_impl(dialect).result_processor(dialect, None)
+        )
         # UtcDateTime's processor returns aware datetimes (SQLAlchemy types it as returning Any | None).
         self.timestamp: Callable[[Any], datetime] = processor if processor is not None else _same  # type: ignore[assignment]
 

@@ -85,6 +85,7 @@ LoopEvent = Event | ModelDelta
 _log = logging.getLogger("runtime_execution.loop")
 
 _DONE = object()
+_CALLER_CANCELLED = "the task awaiting AgentLoop.run was cancelled"
 _FIRST_SNAPSHOT_SAVED = CheckpointSavedPayload(kind="snapshot", final=True)
 
 
@@ -238,9 +239,6 @@ class RunHandle:
     def _on_done(self, _: object) -> None:
         self._finished = True
         self._publish([_DONE])
-
-
-_CALLER_CANCELLED = "the task awaiting AgentLoop.run was cancelled"
 
 
 def _initial_state(agent: AgentSpec, task: str) -> CheckpointState:
