@@ -65,6 +65,7 @@ from runtime_core.events import (
     ToolStartedPayload,
     TurnFinishedPayload,
     TurnStartedPayload,
+    event_types,
 )
 from runtime_core.exceptions import (
     AgentRuntimeError,
@@ -254,6 +255,7 @@ __all__ = [
     "ToolStartedPayload",
     "TurnFinishedPayload",
     "TurnStartedPayload",
+    "event_types",
     # checkpoints
     "Checkpoint",
     "CheckpointDelta",

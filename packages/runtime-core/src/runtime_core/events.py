@@ -7,7 +7,7 @@ returns the recorded [`Event`][runtime_core.events.Event].
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Annotated, Literal, Protocol, Self, runtime_checkable
 
@@ -70,6 +70,7 @@ __all__ = [
     "ToolStartedPayload",
     "TurnFinishedPayload",
     "TurnStartedPayload",
+    "event_types",
 ]
 
 
@@ -109,6 +110,21 @@ class EventType(StrEnum):
 
 
 _EVENT_TYPES: dict[str, EventType] = {member.value: member for member in EventType}
+
+
+def event_types(names: Iterable[str]) -> frozenset[EventType]:
+    """The event types `names` (members or their dot names) name, for filtering a run log.
+
+    Raises:
+        ValueError: A name is not an event type (the message lists the valid ones).
+    """
+    wanted: set[EventType] = set()
+    for name in names:
+        member = _EVENT_TYPES.get(name)
+        if member is None:
+            raise ValueError(f"{name!r} is not an event type; the types are: {', '.join(_EVENT_TYPES)}")
+        wanted.add(member)
+    return frozenset(wanted)
 
 
 class RunCreatedPayload(FrozenModel):

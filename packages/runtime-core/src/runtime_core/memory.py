@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -17,7 +17,7 @@ from runtime_core.approvals import Approval, ApprovalResolution, ApprovalStatus
 from runtime_core.artifacts import ArtifactEnvelope
 from runtime_core.checkpoints import Checkpoint, check_chain, fold_checkpoints
 from runtime_core.clock import Clock, SystemClock
-from runtime_core.events import Event, EventDraft, EventType
+from runtime_core.events import Event, EventDraft, EventType, event_types
 from runtime_core.exceptions import (
     AlreadyExistsError,
     ApprovalResolvedError,
@@ -144,10 +144,20 @@ class InMemoryRunStore:
         runs.sort(key=lambda run: (run.created_at, run.id), reverse=True)
         return runs[:limit]
 
-    async def read_events(self, run_id: str, *, after_seq: int = 0, limit: int | None = None) -> Sequence[Event]:
-        """Return events after `after_seq`."""
+    async def read_events(
+        self,
+        run_id: str,
+        *,
+        after_seq: int = 0,
+        limit: int | None = None,
+        types: Collection[str] | None = None,
+    ) -> Sequence[Event]:
+        """Return events after `after_seq` (only those of `types`, if given)."""
+        wanted = None if types is None else event_types(types)
         with self._lock:
             events = self._record(run_id).events[after_seq:]
+        if wanted is not None:
+            events = [event for event in events if event.type in wanted]
         return events if limit is None else events[:limit]
 
     async def load(self, run_id: str, *, at_turn: int | None = None) -> LoadedRun:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
@@ -90,8 +90,18 @@ class RunStore(Protocol):
         """Return runs, newest first."""
         ...
 
-    async def read_events(self, run_id: str, *, after_seq: int = 0, limit: int | None = None) -> Sequence[Event]:
-        """Return a run's events with ``seq > after_seq`` in order. Raises `NotFoundError`."""
+    async def read_events(
+        self,
+        run_id: str,
+        *,
+        after_seq: int = 0,
+        limit: int | None = None,
+        types: Collection[str] | None = None,
+    ) -> Sequence[Event]:
+        """Return a run's events with ``seq > after_seq`` in order, at most `limit` of them.
+
+        With `types`, only the events of those types (`limit` counts those). Raises `NotFoundError`.
+        """
         ...
 
     async def load(self, run_id: str, *, at_turn: int | None = None) -> LoadedRun:

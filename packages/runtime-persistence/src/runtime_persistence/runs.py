@@ -20,7 +20,7 @@ parsed projection; both are dropped when the run row is not the one this store l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from sqlalchemy import (
     bindparam,
     case,
     exists,
+    false,
     func,
     insert,
     literal_column,
@@ -55,7 +56,7 @@ from runtime_core.checkpoints import (
     fold_checkpoints,
 )
 from runtime_core.clock import Clock, SystemClock
-from runtime_core.events import Event, EventDraft, EventType
+from runtime_core.events import Event, EventDraft, EventType, event_types
 from runtime_core.exceptions import (
     AlreadyExistsError,
     DuplicateEventError,
@@ -248,8 +249,9 @@ class _ReadStatements:
         self.get_run: Prepared = db.prepare(_GET_RUN)
         self.run_exists: Prepared = db.prepare(_RUN_EXISTS)
         self.events: Prepared = db.prepare(_READ_EVENTS)
-        limited = _READ_EVENTS.limit(bindparam("limit")).offset(literal_column("0"))  # see `_load_statement`
-        self.events_limited: Prepared = db.prepare(limited)
+        self.events_limited: Prepared = db.prepare(_limited(_READ_EVENTS))
+        self._db = db
+        self._events_of: dict[tuple[frozenset[EventType], bool], Prepared] = {}
         self.load_latest: Prepared = db.prepare(_LOAD_LATEST)
         self.load_at_turn: Prepared = db.prepare(_LOAD_AT_TURN)
         self.message_events: Prepared = db.prepare(_MESSAGE_EVENTS)
@@ -263,6 +265,29 @@ class _ReadStatements:
         )
         # UtcDateTime's processor returns aware datetimes (SQLAlchemy types it as returning Any | None).
         self.timestamp: Callable[[Any], datetime] = processor if processor is not None else _same  # type: ignore[assignment]
+
+    def events_read(self, types: frozenset[EventType] | None, *, limited: bool) -> Prepared:
+        """The statement that reads a run's events, only those of `types` if given (compiled once per set)."""
+        if types is None:
+            return self.events_limited if limited else self.events
+        key = (types, limited)
+        prepared = self._events_of.get(key)
+        if prepared is None:
+            # Literals, as in `_MESSAGE_EVENTS`: members of EventType, whose values are safe to render.
+            chosen = _events.c.type.in_([literal_column(f"'{kind.value}'") for kind in sorted(types)])
+            statement = _READ_EVENTS.where(chosen if types else false())
+            if len(self._events_of) >= _MAX_TYPE_FILTERS:
+                self._events_of.clear()  # a caller with ever new sets of types compiles again, no more
+            prepared = self._events_of[key] = self._db.prepare(_limited(statement) if limited else statement)
+        return prepared
+
+
+_MAX_TYPE_FILTERS = 64
+
+
+def _limited(statement: Any) -> Any:
+    """`statement` with at most ``:limit`` rows (with an OFFSET literal: see `_load_statement`)."""
+    return statement.limit(bindparam("limit")).offset(literal_column("0"))
 
 
 def _same(value: Any) -> Any:
@@ -464,17 +489,28 @@ class SqlRunStore:
         rows = await self._db.read("list_runs", lambda c: c.execute(query).scalars().all())
         return [Run.model_validate_json(data) for data in rows]
 
-    async def read_events(self, run_id: str, *, after_seq: int = 0, limit: int | None = None) -> Sequence[Event]:
+    async def read_events(
+        self,
+        run_id: str,
+        *,
+        after_seq: int = 0,
+        limit: int | None = None,
+        types: Collection[str] | None = None,
+    ) -> Sequence[Event]:
         """Return a run's events with ``seq > after_seq``, in order, at most `limit` of them.
+
+        With `types`, only the events of those types, filtered by the database (the others are not read).
 
         Raises:
             NotFoundError: No such run.
+            ValueError: One of `types` is not an event type.
         """
         sql = self._reads
+        statement = sql.events_read(None if types is None else event_types(types), limited=limit is not None)
         parameters = {"run_id": run_id, "after_seq": after_seq, "limit": limit}
 
         def work(db: Direct) -> list[tuple[Any, ...]] | None:
-            rows = db.fetch_all(sql.events if limit is None else sql.events_limited, parameters)
+            rows = db.fetch_all(statement, parameters)
             if not rows and db.fetch_one(sql.run_exists, parameters) is None:
                 return None
             return rows

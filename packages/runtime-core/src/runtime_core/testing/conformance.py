@@ -26,6 +26,7 @@ from runtime_core.events import (
     ApprovalRequestedPayload,
     EventDraft,
     EventPayload,
+    EventType,
     ModelRespondedPayload,
     RunCreatedPayload,
     RunFailedPayload,
@@ -165,6 +166,32 @@ async def check_append_order_and_dense_seq(store: RunStore) -> None:
     _expect([e.seq for e in tail] == [4, 5, 6, 7], f"read_events(after_seq=3, limit=4) gave {[e.seq for e in tail]}")
     _expect((await store.get_run(run_id)).last_seq == len(drafts) + 1, "run.last_seq follows the log")
     _expect(list(await store.append(lease, [])) == [], "an empty append records nothing")
+
+
+async def check_read_events_by_type(store: RunStore) -> None:
+    """``read_events(types=...)`` returns only those types, in order, after `after_seq`, `limit` counting them."""
+    run_id, lease = await _new_run(store)
+    for turn in (1, 2, 3):
+        await store.append(lease, _turn_events(turn, 4))  # turn.started, tool.called x 2, turn.finished
+    every = await store.read_events(run_id)
+    wanted = {EventType.RUN_CREATED, EventType.TOOL_CALLED}
+    expected = [e.seq for e in every if e.type in wanted]
+    chosen = await store.read_events(run_id, types=wanted)
+    _expect([e.seq for e in chosen] == expected, f"read_events(types=...) gave {[e.seq for e in chosen]}")
+    _expect(
+        [e.id for e in chosen] == [e.id for e in every if e.type in wanted], "a filtered read returns the same events"
+    )
+    named = await store.read_events(run_id, after_seq=3, limit=3, types=["tool.called", "turn.finished"])
+    _expect(
+        [(e.seq, e.type) for e in named]
+        == [(e.seq, e.type) for e in every if e.seq > 3 and e.type in {"tool.called", "turn.finished"}][:3],
+        f"read_events(after_seq=3, limit=3, types=dot names) gave {[(e.seq, e.type.value) for e in named]}",
+    )
+    _expect(list(await store.read_events(run_id, types=())) == [], "read_events(types=()) returns no event")
+    await _expect_raises(ValueError, store.read_events(run_id, types=["tool.calld"]), "an unknown event type")
+    await _expect_raises(
+        NotFoundError, store.read_events(_new_id("run"), types=wanted), "read_events(types=...) of an unknown run"
+    )
 
 
 async def check_atomic_boundary(store: RunStore) -> None:
@@ -325,6 +352,7 @@ Check = Callable[[RunStore], Awaitable[None]]
 RUN_STORE_CHECKS: Sequence[tuple[str, Check]] = (
     ("create_and_read", check_create_and_read),
     ("append_order_and_dense_seq", check_append_order_and_dense_seq),
+    ("read_events_by_type", check_read_events_by_type),
     ("atomic_boundary", check_atomic_boundary),
     ("load_folds_snapshots_and_deltas", check_load_folds_snapshots_and_deltas),
     ("fencing", check_fencing),
@@ -347,6 +375,10 @@ class RunStoreConformance(StoreConformance[RunStore]):
     def test_append_order_and_dense_seq(self) -> None:
         """See `check_append_order_and_dense_seq`."""
         self.run_check(check_append_order_and_dense_seq)
+
+    def test_read_events_by_type(self) -> None:
+        """See `check_read_events_by_type`."""
+        self.run_check(check_read_events_by_type)
 
     def test_atomic_boundary(self) -> None:
         """See `check_atomic_boundary`."""

@@ -47,6 +47,8 @@ from runtime_execution.loop._resume import resume_point, tail_events
 from runtime_execution.loop.control import RunControl
 from runtime_execution.loop.pipeline import ToolPipeline
 from runtime_execution.loop.replay import (
+    DECISION_TYPES,
+    REPLAYED_TYPES,
     ReplayedApprovals,
     ReplayedTool,
     ReplayReport,
@@ -600,7 +602,7 @@ class AgentLoop:
             NotFoundError: No such run.
             ConfigurationError: The run is a fork (replay the run it was forked from).
         """
-        events = await self._store.read_events(run_id)
+        events = await self._store.read_events(run_id, types=REPLAYED_TYPES)
         created = events[0].payload
         assert isinstance(created, RunCreatedPayload)  # every run log starts with run.created
         if "forked_from" in created.metadata:
@@ -633,7 +635,8 @@ class AgentLoop:
         )
         result = await scratch.run(agent, created.task, metadata=created.metadata)
         expected = decisions(events)
-        divergence = first_divergence(expected, decisions(await scratch.store.read_events(result.run_id)))
+        actual = decisions(await scratch.store.read_events(result.run_id, types=DECISION_TYPES))
+        divergence = first_divergence(expected, actual)
         return ReplayReport(
             run_id=run_id,
             replay_run_id=result.run_id,

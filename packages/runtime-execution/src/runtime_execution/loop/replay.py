@@ -10,6 +10,7 @@ an approval request, a tool outcome, the end of the run) that is not what the lo
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue
@@ -32,13 +33,25 @@ from runtime_core.events import (
 from runtime_core.exceptions import ToolExecutionError
 from runtime_core.tools import ToolContext, ToolResult, ToolSpec
 
-__all__ = ["Decision", "Divergence", "ReplayReport", "ResumeRepeats", "decisions", "first_divergence"]
+__all__ = [
+    "DECISION_TYPES",
+    "REPLAYED_TYPES",
+    "Decision",
+    "Divergence",
+    "ReplayReport",
+    "ResumeRepeats",
+    "decisions",
+    "first_divergence",
+]
 
 
-class Decision(BaseModel):
-    """One decision of a run, as replay compares it: what happened, without timestamps or ids."""
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One decision of a run, as replay compares it: what happened, without timestamps or ids.
 
-    model_config = ConfigDict(frozen=True)
+    Made of a recorded event's validated parts (a plain dataclass: replay makes one per decision of both
+    logs, and validating them again would cost more than reading the event).
+    """
 
     turn: int
     kind: str
@@ -145,6 +158,13 @@ _DECISIONS: dict[type[BaseModel], Callable[[Any], _Found | None]] = {
 most of a log); a ``tool.failed`` that will be retried is not one."""
 _OUTCOME_TYPES = frozenset({EventType.TOOL_FINISHED, EventType.TOOL_FAILED})
 _APPROVAL_TYPES = frozenset({EventType.APPROVAL_REQUESTED, EventType.APPROVAL_RESOLVED})
+DECISION_TYPES: frozenset[EventType] = frozenset(EventType(cls.model_fields["type"].default) for cls in _DECISIONS)
+"""The event types that record decisions (what `decisions` reads of a log)."""
+REPLAYED_TYPES: frozenset[EventType] = frozenset(
+    {EventType.RUN_CREATED, EventType.MODEL_RESPONDED, *DECISION_TYPES, *_OUTCOME_TYPES, *_APPROVAL_TYPES}
+)
+"""The event types a replay reads of the log it replays: the run's start, the model's replies, the tools'
+outcomes, the approval answers and the decisions to compare (most of a log is none of these)."""
 
 
 class ResumeRepeats:
