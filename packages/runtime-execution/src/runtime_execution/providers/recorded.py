@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 
+from runtime_core import trusted
 from runtime_core.events import EventDraft, ModelRespondedPayload
 from runtime_core.exceptions import ProviderError
 from runtime_core.providers import ModelRequest, ModelResponse, ResponseComplete, StreamChunk
@@ -43,12 +44,17 @@ class RecordedProvider:
             name: Provider name (``"recorded"``).
         """
         responses = [
-            ModelResponse(
-                model=event.payload.model,
-                message=event.payload.message,
-                usage=event.payload.usage,
-                finish_reason=event.payload.finish_reason,
-                latency_ms=event.payload.latency_ms,
+            # Of a recorded payload's validated parts: no validation again (see `trusted`).
+            trusted(
+                ModelResponse,
+                {
+                    "model": event.payload.model,
+                    "message": event.payload.message,
+                    "usage": event.payload.usage,
+                    "finish_reason": event.payload.finish_reason,
+                    "response_id": None,
+                    "latency_ms": event.payload.latency_ms,
+                },
             )
             for event in events
             if isinstance(event.payload, ModelRespondedPayload)
