@@ -116,8 +116,10 @@ def event_types(names: Iterable[str]) -> frozenset[EventType]:
     """The event types `names` (members or their dot names) name, for filtering a run log.
 
     Raises:
-        ValueError: A name is not an event type (the message lists the valid ones).
+        ValueError: A name is not an event type (the message lists the valid ones), or `names` is one string.
     """
+    if isinstance(names, str):
+        raise ValueError(f"event types are a collection of names, not one string: [{names!r}], not {names!r}")
     wanted: set[EventType] = set()
     for name in names:
         member = _EVENT_TYPES.get(name)

@@ -189,6 +189,7 @@ async def check_read_events_by_type(store: RunStore) -> None:
     )
     _expect(list(await store.read_events(run_id, types=())) == [], "read_events(types=()) returns no event")
     await _expect_raises(ValueError, store.read_events(run_id, types=["tool.calld"]), "an unknown event type")
+    await _expect_raises(ValueError, store.read_events(run_id, types="tool.called"), "types given as one string")
     await _expect_raises(
         NotFoundError, store.read_events(_new_id("run"), types=wanted), "read_events(types=...) of an unknown run"
     )
