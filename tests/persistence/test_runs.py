@@ -152,6 +152,28 @@ def test_replacing_a_turn_keeps_one_row_per_turn(engine: Engine) -> None:
     with_store(engine, scenario)
 
 
+def test_appended_timestamps_are_stored_as_core_stores_them(tmp_path: Path) -> None:
+    # The append sends its parameters as Core would (`Prepared`): on SQLite a timestamp is the same text
+    # whichever path wrote it (no offset, all six digits of microseconds even when they are zero), so
+    # timestamps compare and sort as text.
+    async def scenario(store: SqlRunStore) -> str:
+        run_id, lease = await new_run(store)  # run.created and the run row: written through Core, at T0
+        delta = TurnDelta(messages=(UserMessage(content="hi"),))
+        checkpoint = CheckpointDelta(run_id=run_id, turn=1, status=CheckpointStatus.FINAL, created_at=T0, delta=delta)
+        await store.append(lease, [draft(TurnStartedPayload(), turn=1)], checkpoint)
+        return run_id
+
+    with migrated_engine(f"sqlite:///{tmp_path / 'runtime.db'}") as engine:
+        run_id = with_store(engine, scenario)
+    with sqlite3.connect(tmp_path / "runtime.db") as connection:
+        stored = [
+            *connection.execute("SELECT ts FROM events WHERE run_id = ? ORDER BY seq", (run_id,)),
+            *connection.execute("SELECT created_at FROM checkpoints WHERE run_id = ?", (run_id,)),
+            *connection.execute("SELECT created_at, updated_at FROM runs WHERE id = ?", (run_id,)),
+        ]
+    assert [value for row in stored for value in row] == ["2026-01-01 00:00:00.000000"] * 5
+
+
 def test_list_runs_refuses_a_negative_limit(engine: Engine) -> None:
     async def scenario(store: SqlRunStore) -> None:
         with pytest.raises(ValueError, match="limit"):

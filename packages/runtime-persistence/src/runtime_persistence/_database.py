@@ -63,9 +63,12 @@ class Prepared:
         binds = compiled.binds
         names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(binds)
         self._positional = compiled.positional
-        # (name, SQLAlchemy's bind processor for the parameter's type, or None): the values Core would send.
+        # (name, SQLAlchemy's bind processor for the parameter's type on this dialect, or None): the values
+        # Core would send. The dialect's implementation of the type, as Core takes it: a type decorator's
+        # own processor would stop at its generic `impl` (a SQLite timestamp would reach the driver as a
+        # datetime, for sqlite3's deprecated adapter to write in another format than Core's).
         self._plan: tuple[tuple[str, Callable[[Any], Any] | None], ...] = tuple(
-            (name, binds[name].type.bind_processor(dialect)) for name in names
+            (name, binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
         )
 
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
