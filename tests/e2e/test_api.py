@@ -183,6 +183,11 @@ def test_bad_input_gets_typed_errors(server: ApiServer, client: httpx.Client) ->
     )
     assert any(problem["line"] is not None for problem in invalid["problems"])
     _error(client.post("/v1/runs", json={"agent_path": "../../etc/passwd", "task": "t"}), 422, "invalid_request")
+    reading = _simple_agent(server, "x").replace("instructions = ", 'instructions_file = "/etc/passwd"\n# ')
+    leaving = _error(client.post("/v1/runs", json={"agent": reading, "task": "t"}), 422, "invalid_agent")
+    assert [problem["message"].endswith("must stay inside") for problem in leaving["problems"]] == [True], leaving
+    outside = {"agent": _simple_agent(server, "x"), "task": "t", "workspace": "/"}
+    _error(client.post("/v1/runs", json=outside), 422, "invalid_request")
     _error(client.post("/v1/runs", json={"agent_path": "missing.toml", "task": "t"}), 422, "invalid_agent")
     both = _error(client.post("/v1/runs", json={"agent": "x", "agent_path": "y", "task": "t"}), 422, "invalid_request")
     assert "not both" in both["message"]

@@ -144,6 +144,33 @@ def test_missing_files_are_problems_of_the_agent_file(tmp_path: Path) -> None:
         load_agent(tmp_path / "absent.toml")
 
 
+def test_a_confined_agent_text_names_no_path_outside_its_directory(tmp_path: Path) -> None:
+    # Agent text from a client (the HTTP API) may not reach the server's other files: each path leaving the
+    # directory is a problem at its line, and nothing outside is read.
+    agents, secret = tmp_path / "agents", tmp_path / "secret"
+    agents.mkdir()
+    secret.mkdir()
+    write(agents, "prompt.md", "Be brief.")
+    write(secret, "prompt.md", "the server's secret")
+    write(secret, "scenario.toml", SCENARIO)
+    write(secret, "policy.toml", 'preset = "safe"\n')
+    text = (
+        'name = "x"\ninstructions_file = "../secret/prompt.md"\nworkspace = "/"\npolicy = "../secret/policy.toml"\n'
+        f'[model]\nname = "scripted:m"\nscenario = "{secret / "scenario.toml"}"\n'
+    )
+    with pytest.raises(AgentFileError) as error:
+        parse_agent(text, path="agent.toml", base_dir=agents, confine=True)
+    lines = problems(error)
+    assert [line.split(": ")[0] for line in lines] == ["agent.toml:2", "agent.toml:3", "agent.toml:4", "agent.toml:7"]
+    assert all(line.endswith("which it must stay inside") for line in lines), lines
+    assert "the server's secret" not in str(error.value)
+    inside = parse_agent(text.replace("../secret/prompt.md", "prompt.md"), base_dir=agents)
+    assert inside.spec.instructions == "Be brief."
+    operators = parse_agent(text, base_dir=agents)  # an operator's agent file: its paths go anywhere
+    assert operators.spec.instructions == "the server's secret"
+    assert operators.workspace == Path("/")
+
+
 def test_a_policy_file_reports_its_own_problems(tmp_path: Path) -> None:
     write(tmp_path, "policy.toml", 'preset = "medium"\n')
     write(tmp_path, "missing.toml", "")

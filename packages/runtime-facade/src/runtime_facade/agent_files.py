@@ -253,9 +253,13 @@ def load_agent(path: str | os.PathLike[str]) -> AgentDefinition:
 
 
 def parse_agent(
-    text: str, *, path: str = "<string>", base_dir: str | os.PathLike[str] | None = None
+    text: str, *, path: str = "<string>", base_dir: str | os.PathLike[str] | None = None, confine: bool = False
 ) -> AgentDefinition:
     """Validate an agent file's text (`base_dir` resolves its relative paths; default: the current directory).
+
+    With `confine`, every file and directory the text names (instructions, scenario, policy file,
+    workspace) must be inside `base_dir`: for agent text from a client (the HTTP API), which must not
+    reach the server's other files. Nothing outside is read.
 
     Raises:
         AgentFileError: The text is not a valid agent file; one line per problem.
@@ -267,21 +271,35 @@ def parse_agent(
     except ValidationError as error:
         raise locate(path, positions, _agent_problems(error), AgentFileError) from None
     problems = agent.problems()
+    root = base.resolve()
+
+    def outside(location: Location, value: str) -> bool:
+        """Whether `value` leaves `base` when it must not (a problem is noted then)."""
+        if confine and not (base / value).resolve().is_relative_to(root):
+            problems.append((location, f"{value!r} is outside {str(root)!r}, which it must stay inside"))
+            return True
+        return False
+
     instructions = agent.instructions
-    if agent.instructions_file is not None and not agent.instructions:
+    file = agent.instructions_file
+    if file is not None and not agent.instructions and not outside(("instructions_file",), file):
         try:
-            instructions = (base / agent.instructions_file).read_text(encoding="utf-8")
+            instructions = (base / file).read_text(encoding="utf-8")
         except OSError as error:
-            problems.append((("instructions_file",), f"cannot read {agent.instructions_file!r}: {error.strerror}"))
+            problems.append((("instructions_file",), f"cannot read {file!r}: {error.strerror}"))
     model = agent.model
-    if model.scenario is not None:
+    if model.scenario is not None and not outside(("model", "scenario"), model.scenario):
         scenario = (base / model.scenario).resolve()
         if not scenario.is_file():
             problems.append((("model", "scenario"), f"no such file: {str(scenario)!r}"))
         model = model.model_copy(update={"scenario": str(scenario)})
-    workspace = None if agent.workspace is None else (base / agent.workspace).resolve()
-    if workspace is not None and not workspace.is_dir():
-        problems.append((("workspace",), f"no such directory: {str(workspace)!r}"))
+    workspace = None
+    if agent.workspace is not None and not outside(("workspace",), agent.workspace):
+        workspace = (base / agent.workspace).resolve()
+        if not workspace.is_dir():
+            problems.append((("workspace",), f"no such directory: {str(workspace)!r}"))
+    if isinstance(agent.policy, str) and agent.policy not in SECURITY_PRESETS:
+        outside(("policy",), agent.policy)
     if problems:
         raise locate(path, positions, problems, AgentFileError)
     policy = _policy_of(agent.policy, base, path, positions)

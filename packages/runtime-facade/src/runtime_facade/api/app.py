@@ -81,9 +81,8 @@ def create_app(
             process for the answers given through ``POST /v1/approvals/{id}``.
         token: The bearer token every route but ``/healthz`` and ``/openapi.json`` requires; ``None``
             serves without authentication (`serve` allows that on a loopback address only).
-        agents_dir: Where agent files named by ``agent_path`` are read (they may not leave it), and what
-            the relative paths of agent texts and workspaces are relative to (default: the current
-            directory).
+        agents_dir: Where agent files named by ``agent_path`` are read, and what the paths of agent texts
+            and workspaces are relative to; none of them may leave it (default: the current directory).
         metrics: Serves ``GET /metrics`` (its bridge must be one of the runtime's sinks); without it the
             route does not exist.
     """
@@ -149,7 +148,7 @@ class _Agents:
 
     def _definition(self, source: AgentSource) -> AgentDefinition | None:
         if source.agent is not None:
-            return parse_agent(source.agent, base_dir=self.root)
+            return parse_agent(source.agent, base_dir=self.root, confine=True)
         if source.agent_path is not None:
             return load_agent(self.inside(source.agent_path, "agent_path"))
         return None
@@ -162,8 +161,8 @@ class _Agents:
         return path
 
     def workspace(self, value: str) -> Path:
-        """A workspace directory, relative to the agents directory."""
-        path = (self.root / value).resolve()
+        """A workspace directory, relative to the agents directory, which it may not leave."""
+        path = self.inside(value, "workspace")
         if not path.is_dir():
             raise ApiError(422, ErrorType.INVALID_REQUEST, f"workspace {value!r} is not a directory on the server")
         return path

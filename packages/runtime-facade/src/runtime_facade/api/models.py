@@ -48,8 +48,8 @@ class AgentSource(_Request):
     """An agent: the text of an agent file, or the path of one on the server (give one of them).
 
     Attributes:
-        agent: An agent file's TOML text; its relative paths (scenario, policy file, workspace) are relative
-            to the server's agents directory.
+        agent: An agent file's TOML text; the paths it names (instructions file, scenario, policy file,
+            workspace) are relative to the server's agents directory and may not leave it.
         agent_path: An agent file on the server, relative to its agents directory (it may not leave it).
     """
 
@@ -68,7 +68,8 @@ class CreateRunRequest(AgentSource):
 
     Attributes:
         task: What the agent should do.
-        workspace: Root of the file and shell tools, relative to the agents directory (default: the agent's).
+        workspace: Root of the file and shell tools, relative to the agents directory, which it may not
+            leave (default: the agent's).
         run_id: Use this id instead of a generated one.
         metadata: Stored with the run.
     """
