@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import re
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,7 +24,8 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
-from runtime_control.exceptions import CatalogError, UnknownModelError
+from runtime_control.config_files import Positions, read_document
+from runtime_control.exceptions import CatalogError, ConfigFileError, UnknownModelError
 from runtime_core.usage import Usage
 
 __all__ = [
@@ -282,10 +281,6 @@ class ModelCatalog:
 # Loading: TOML files with line numbers for errors.
 # --------------------------------------------------------------------------------------------------
 
-_HEADER = re.compile(r"^\s*\[(?!\[).*\]\s*(?:#.*)?$")
-_KEY = re.compile(r"""^\s*([A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')\s*=""")
-_DECODE_POSITION = re.compile(r"at line (\d+)")
-
 
 @dataclass
 class _File:
@@ -293,7 +288,7 @@ class _File:
 
     path: str
     data: dict[str, Any]
-    lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+    lines: Positions = field(default_factory=dict)
 
     def line_of(self, *path: str) -> int | None:
         """Return the line of the deepest known prefix of `path`."""
@@ -304,47 +299,15 @@ class _File:
         return None
 
 
-def _single_path(table: Mapping[str, Any]) -> tuple[str, ...]:
-    path: list[str] = []
-    while len(table) == 1:
-        key, table = next(iter(table.items()))
-        path.append(key)
-        if not isinstance(table, Mapping):
-            break
-    return tuple(path)
-
-
-def _index_lines(text: str) -> dict[tuple[str, ...], int]:
-    """Map table headers and keys to their line numbers (TOML itself reports none once parsed)."""
-    lines: dict[tuple[str, ...], int] = {}
-    table: tuple[str, ...] = ()
-    for number, line in enumerate(text.splitlines(), 1):
-        if _HEADER.match(line):
-            try:
-                table = _single_path(tomllib.loads(line))
-            except tomllib.TOMLDecodeError:  # "[" inside a multi-line string: not a header
-                continue
-            lines.setdefault(table, number)
-            continue
-        key = _KEY.match(line)
-        if key is not None:
-            try:
-                name = next(iter(tomllib.loads(f"{key.group(1)} = 0")))
-            except tomllib.TOMLDecodeError:
-                continue
-            lines.setdefault((*table, name), number)
-    return lines
-
-
 def _parse(text: str, path: str) -> _File:
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        position = _DECODE_POSITION.search(str(error))
-        line = int(position.group(1)) if position else None
+        data, lines = read_document(text, format="toml", path=path)
+    except ConfigFileError as error:
+        line = error.problems[0].line
         prefix = f"{path}:{line}" if line else path
-        raise CatalogError(f"{prefix}: invalid TOML: {error}", path=path, line=line) from None
-    return _File(path=path, data=data, lines=_index_lines(text))
+        raise CatalogError(f"{prefix}: invalid TOML: {error.problems[0].message}", path=path, line=line) from None
+    assert isinstance(data, dict)  # a TOML document is a table
+    return _File(path=path, data=data, lines=lines)
 
 
 def _read_file(path: Path) -> _File:
