@@ -20,7 +20,7 @@ parsed projection; both are dropped when the run row is not the one this store l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -190,12 +190,18 @@ _READ_EVENTS = (
     .where(_events.c.run_id == bindparam("run_id"), _events.c.seq > bindparam("after_seq"))
     .order_by(_events.c.seq)
 )
-# The events a load's checkpoint rows reference: all in one range of the run's log. (The types are literals,
-# as in `_load_statement`.)
+
+
+def _type_in(types: Iterable[EventType]) -> Any:
+    """``type IN (...)`` of `types` as literals (as in `_load_statement`; the values of EventType are safe)."""
+    return _events.c.type.in_([literal_column(f"'{kind.value}'") for kind in sorted(types)])
+
+
+# The events a load's checkpoint rows reference: all in one range of the run's log.
 _MESSAGE_EVENTS = select(_events.c.seq, _events.c.type, _events.c.data, _events.c.data_zlib).where(
     _events.c.run_id == bindparam("run_id"),
     _events.c.seq.between(bindparam("first"), bindparam("last")),
-    _events.c.type.in_([literal_column(f"'{event_type.value}'") for event_type in MESSAGE_EVENT_TYPES]),
+    _type_in(MESSAGE_EVENT_TYPES),
 )
 
 
@@ -263,8 +269,9 @@ class _ReadStatements:
             if dialect.name == "sqlite"
             else _events.c.ts.type.dialect_impl(dialect).result_processor(dialect, None)
         )
-        # UtcDateTime's processor returns aware datetimes (SQLAlchemy types it as returning Any | None).
-        self.timestamp: Callable[[Any], datetime] = processor if processor is not None else _same  # type: ignore[assignment]
+        assert processor is not None  # UtcDateTime processes what it reads, on every dialect
+        # UtcDateTime's processor returns aware datetimes (SQLAlchemy types it as returning Any).
+        self.timestamp: Callable[[Any], datetime] = processor  # type: ignore[assignment]
 
     def events_read(self, types: frozenset[EventType] | None, *, limited: bool) -> Prepared:
         """The statement that reads a run's events, only those of `types` if given (compiled once per set)."""
@@ -273,9 +280,7 @@ class _ReadStatements:
         key = (types, limited)
         prepared = self._events_of.get(key)
         if prepared is None:
-            # Literals, as in `_MESSAGE_EVENTS`: members of EventType, whose values are safe to render.
-            chosen = _events.c.type.in_([literal_column(f"'{kind.value}'") for kind in sorted(types)])
-            statement = _READ_EVENTS.where(chosen if types else false())
+            statement = _READ_EVENTS.where(_type_in(types) if types else false())
             if len(self._events_of) >= _MAX_TYPE_FILTERS:
                 self._events_of.clear()  # a caller with ever new sets of types compiles again, no more
             prepared = self._events_of[key] = self._db.prepare(_limited(statement) if limited else statement)
@@ -288,10 +293,6 @@ _MAX_TYPE_FILTERS = 64
 def _limited(statement: Any) -> Any:
     """`statement` with at most ``:limit`` rows (with an OFFSET literal: see `_load_statement`)."""
     return statement.limit(bindparam("limit")).offset(literal_column("0"))
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 class _AppendStatements:

@@ -100,12 +100,9 @@ class _Check:
             if rule is None:
                 continue
             accepted, kinds, enum = rule
-            if kinds is not None:
-                if not isinstance(value, kinds):
-                    problems.append(
-                        f"argument {name!r} must be {' or '.join(accepted or ())}, got {type(value).__name__}"
-                    )
-            elif accepted is not None and not any(_is(value, json_type) for json_type in accepted):
+            if accepted is not None and not (
+                isinstance(value, kinds) if kinds is not None else any(_is(value, kind) for kind in accepted)
+            ):
                 problems.append(f"argument {name!r} must be {' or '.join(accepted)}, got {type(value).__name__}")
             if enum is not None and not any(_same_json(value, option) for option in enum):
                 problems.append(f"argument {name!r} must be one of {enum}, got {value!r}")
