@@ -186,6 +186,8 @@ def test_bad_input_gets_typed_errors(server: ApiServer, client: httpx.Client) ->
     reading = _simple_agent(server, "x").replace("instructions = ", 'instructions_file = "/etc/passwd"\n# ')
     leaving = _error(client.post("/v1/runs", json={"agent": reading, "task": "t"}), 422, "invalid_agent")
     assert [problem["message"].endswith("must stay inside") for problem in leaving["problems"]] == [True], leaving
+    nul = _simple_agent(server, "x").replace('workspace = "workspace"', 'workspace = "a\\u0000b"')
+    _error(client.post("/v1/runs", json={"agent": nul, "task": "t"}), 422, "invalid_agent")
     outside = {"agent": _simple_agent(server, "x"), "task": "t", "workspace": "/"}
     _error(client.post("/v1/runs", json=outside), 422, "invalid_request")
     _error(client.post("/v1/runs", json={"agent_path": "missing.toml", "task": "t"}), 422, "invalid_agent")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import select
 import signal
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from runtime_facade.cli.app import DISTRIBUTIONS
@@ -260,6 +263,35 @@ def test_ctrl_c_cancels_the_run(project: Path) -> None:
     assert "Traceback" not in stderr
     result = json.loads(stdout.strip().splitlines()[-1])
     assert (result["status"], result["reason"]) == ("cancelled", "cancelled")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a console process group there")
+def test_serve_says_where_it_listens_at_the_default_log_level(project: Path) -> None:
+    cli(project, "db", "upgrade")
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("AGENT_RUNTIME_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtime_facade.cli", "serve", "--port", "0"],
+        cwd=project,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        deadline, line = time.monotonic() + COMMAND_TIMEOUT_S, ""
+        while "listening on" not in line:
+            ready = select.select([process.stderr], [], [], max(0.0, deadline - time.monotonic()))[0]
+            assert ready, "serve did not say where it listens"
+            line = process.stderr.readline()
+            assert line, "serve ended without saying where it listens"
+        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        assert found is not None, line
+        assert httpx.get(f"{found.group(1)}/healthz", timeout=COMMAND_TIMEOUT_S).status_code == 200
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=COMMAND_TIMEOUT_S)
+    finally:
+        process.kill()
 
 
 def test_demo(project: Path) -> None:

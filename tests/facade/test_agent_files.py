@@ -166,6 +166,10 @@ def test_a_confined_agent_text_names_no_path_outside_its_directory(tmp_path: Pat
     assert "the server's secret" not in str(error.value)
     inside = parse_agent(text.replace("../secret/prompt.md", "prompt.md"), base_dir=agents)
     assert inside.spec.instructions == "Be brief."
+    nul = 'name = "x"\nmodel = "openai:m"\nworkspace = "a\\u0000b"\n'
+    for confine in (True, False):  # a path with a NUL names nothing, confined or not
+        with pytest.raises(AgentFileError, match=r"agent.toml:3: workspace: 'a\\x00b' is not a path"):
+            parse_agent(nul, path="agent.toml", base_dir=agents, confine=confine)
     operators = parse_agent(text, base_dir=agents)  # an operator's agent file: its paths go anywhere
     assert operators.spec.instructions == "the server's secret"
     assert operators.workspace == Path("/")

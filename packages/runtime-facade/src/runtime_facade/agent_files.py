@@ -55,6 +55,7 @@ __all__ = [
     "PolicySource",
     "load_agent",
     "parse_agent",
+    "resolve_inside",
     "resolve_policy",
 ]
 
@@ -273,33 +274,31 @@ def parse_agent(
     problems = agent.problems()
     root = base.resolve()
 
-    def outside(location: Location, value: str) -> bool:
-        """Whether `value` leaves `base` when it must not (a problem is noted then)."""
-        if confine and not (base / value).resolve().is_relative_to(root):
-            problems.append((location, f"{value!r} is outside {str(root)!r}, which it must stay inside"))
-            return True
-        return False
+    def resolved(location: Location, value: str) -> Path | None:
+        """`value` against `base`, or ``None`` with a problem noted (no path, or outside `base` if confined)."""
+        path = resolve_inside(root, value) if confine else _resolve(root, value)
+        if path is None:
+            where = f"outside {str(root)!r}, which it must stay inside" if "\0" not in value else "not a path"
+            problems.append((location, f"{value!r} is {where}"))
+        return path
 
     instructions = agent.instructions
     file = agent.instructions_file
-    if file is not None and not agent.instructions and not outside(("instructions_file",), file):
+    if file is not None and not agent.instructions and (found := resolved(("instructions_file",), file)):
         try:
-            instructions = (base / file).read_text(encoding="utf-8")
+            instructions = found.read_text(encoding="utf-8")
         except OSError as error:
             problems.append((("instructions_file",), f"cannot read {file!r}: {error.strerror}"))
     model = agent.model
-    if model.scenario is not None and not outside(("model", "scenario"), model.scenario):
-        scenario = (base / model.scenario).resolve()
+    if model.scenario is not None and (scenario := resolved(("model", "scenario"), model.scenario)):
         if not scenario.is_file():
             problems.append((("model", "scenario"), f"no such file: {str(scenario)!r}"))
         model = model.model_copy(update={"scenario": str(scenario)})
-    workspace = None
-    if agent.workspace is not None and not outside(("workspace",), agent.workspace):
-        workspace = (base / agent.workspace).resolve()
-        if not workspace.is_dir():
-            problems.append((("workspace",), f"no such directory: {str(workspace)!r}"))
+    workspace = None if agent.workspace is None else resolved(("workspace",), agent.workspace)
+    if workspace is not None and not workspace.is_dir():
+        problems.append((("workspace",), f"no such directory: {str(workspace)!r}"))
     if isinstance(agent.policy, str) and agent.policy not in SECURITY_PRESETS:
-        outside(("policy",), agent.policy)
+        resolved(("policy",), agent.policy)
     if problems:
         raise locate(path, positions, problems, AgentFileError)
     policy = _policy_of(agent.policy, base, path, positions)
@@ -317,6 +316,20 @@ def parse_agent(
         metadata=agent.metadata,
     )
     return AgentDefinition(spec, model, policy, workspace, None if path == "<string>" else Path(path).resolve())
+
+
+def resolve_inside(root: Path, value: str) -> Path | None:
+    """`value` (relative to `root`, an absolute, resolved directory) resolved, if it stays inside `root`.
+
+    Symlinks are resolved first, so one inside that points elsewhere is outside. ``None`` when the path
+    leaves `root`, or names no path at all (a NUL character).
+    """
+    path = _resolve(root, value)
+    return path if path is not None and path.is_relative_to(root) else None
+
+
+def _resolve(base: Path, value: str) -> Path | None:
+    return None if "\0" in value else (base / value).resolve()
 
 
 def _agent_problems(error: ValidationError) -> list[tuple[Location, str]]:

@@ -19,7 +19,7 @@ import runtime_facade
 from runtime_core.approvals import Approval, ApprovalDecision, ApprovalStatus
 from runtime_core.runs import Run, RunStatus
 from runtime_execution import ReplayReport
-from runtime_facade.agent_files import AgentDefinition, load_agent, parse_agent
+from runtime_facade.agent_files import AgentDefinition, load_agent, parse_agent, resolve_inside
 from runtime_facade.api.errors import ApiError, error_responses, install_error_handlers, state_conflicts
 from runtime_facade.api.metrics import PrometheusExport
 from runtime_facade.api.models import (
@@ -155,8 +155,8 @@ class _Agents:
 
     def inside(self, value: str, field: str) -> Path:
         """`value` relative to the agents directory, which it may not leave."""
-        path = (self.root / value).resolve()
-        if not path.is_relative_to(self.root):
+        path = resolve_inside(self.root, value)
+        if path is None:
             raise ApiError(422, ErrorType.INVALID_REQUEST, f"{field} must stay inside the server's agents directory")
         return path
 

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -86,6 +87,7 @@ def serve(
     host: str | None = None,
     port: int | None = None,
     token_file: str | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the HTTP API until interrupted (SIGINT or SIGTERM), then close the runtime.
 
@@ -98,6 +100,8 @@ def serve(
         host: The interface to bind instead of ``server.host``.
         port: The TCP port instead of ``server.port`` (0: any free port, logged).
         token_file: A file holding the bearer token, instead of the configured token.
+        announce: Called with the server's URL once it listens (default: an INFO record of this module's
+            logger, ``Agent Runtime API listening on <url>``).
 
     Raises:
         ConfigurationError: No token is configured and `host` is not a loopback address, the token cannot be
@@ -112,10 +116,21 @@ def serve(
             "server.token_file (or pass a token file), or bind a loopback address such as 127.0.0.1",
             setting="server.host",
         )
-    asyncio.run(_serve(config, database, host, port, token))
+    asyncio.run(_serve(config, database, host, port, token, announce or _announce))
 
 
-async def _serve(config: ProjectConfig, database: str | None, host: str, port: int, token: str | None) -> None:
+def _announce(url: str) -> None:
+    _log.info("Agent Runtime API listening on %s", url)
+
+
+async def _serve(
+    config: ProjectConfig,
+    database: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    announce: Callable[[str], None],
+) -> None:
     export = PrometheusExport()
     runtime = create_runtime(database, config=config, approval_wait=True, lease_ttl=LEASE_TTL, telemetry=export.bridge)
     try:
@@ -123,7 +138,7 @@ async def _serve(config: ProjectConfig, database: str | None, host: str, port: i
         sock = _listen(host, port)
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        _log.info("Agent Runtime API listening on http://%s:%d", shown, bound)
+        announce(f"http://{shown}:{bound}")
         if token is None:
             _log.warning("no bearer token configured: serving without authentication on %s", host)
         server = uvicorn.Server(

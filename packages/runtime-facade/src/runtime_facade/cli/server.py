@@ -19,4 +19,11 @@ def serve(host: str | None, port: int | None, token_file: str | None) -> None:
     # Imported here: without the `server` extra the import fails with an ImportError naming it (one line, exit 2).
     from runtime_facade.api import serve as serve_api
 
-    serve_api(state().config, database=state().database, host=host, port=port, token_file=token_file)
+    serve_api(
+        state().config,
+        database=state().database,
+        host=host,
+        port=port,
+        token_file=token_file,
+        announce=lambda url: click.echo(f"Agent Runtime API listening on {url}", err=True),  # whatever the log level
+    )
