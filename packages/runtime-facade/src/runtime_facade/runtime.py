@@ -235,9 +235,7 @@ class Runtime:
         try:
             return await handle.result()
         except asyncio.CancelledError:
-            handle.cancel(_CALLER_CANCELLED)
-            with suppress(Exception):  # a store failure: the cancellation goes on, the run stays resumable
-                await handle.result()
+            await handle.stop(_CALLER_CANCELLED)
             raise
 
     async def stream(self, agent: AgentLike, task: str, **options: Any) -> AsyncIterator[LoopEvent]:
@@ -306,15 +304,13 @@ class Runtime:
         reason = reason or "cancelled by request"
         live = self._handles.get(run_id)
         if live is not None and not live.done:
-            live.cancel(reason)
-            with suppress(Exception):
-                await live.result()
+            await live.stop(reason)
         else:
-            run = await self.store.get_run(run_id)
+            launch = self._recorded_launch(await self.store.get_run(run_id))
             # Cancelling calls no model: a provider with no replies, not one built from the agent's settings
             # (a scripted agent's scenario file may be gone by now).
-            idle = RecordedProvider((), name=run.agent.model.partition(":")[0])
-            await self._loop(self._recorded_launch(run), provider=idle).cancel(run_id, reason=reason)
+            idle = RecordedProvider((), name=launch.model.provider)
+            await self._loop(launch, provider=idle).cancel(run_id, reason=reason)
         for approval in await self.approval_store.list(run_id=run_id, status=ApprovalStatus.PENDING):
             with suppress(Exception):  # answered meanwhile: nothing left to deny
                 await self.broker.resolve(approval.id, ApprovalDecision.DENY, note=reason, resolved_by="cancel")
@@ -394,9 +390,7 @@ class Runtime:
         """Cancel the runs driven here (they stay resumable), close the HTTP client and the database."""
         for handle in list(self._handles.values()):
             if not handle.done:
-                handle.cancel("the runtime was closed")
-                with suppress(Exception):
-                    await handle.result()
+                await handle.stop("the runtime was closed")
         if self._http is not None and self._owns_http:
             await self._http.aclose()
             self._http = None

@@ -150,6 +150,15 @@ class RunHandle:
         """Cancel the run: the model call or tools in flight are interrupted."""
         self._control.cancel(reason)
 
+    async def stop(self, reason: str | None = None) -> None:
+        """Cancel the run (`cancel`) and wait until it has stopped.
+
+        A store failure while it stops is not raised: the run is then left as a crash leaves it, resumable.
+        """
+        self.cancel(reason)
+        with contextlib.suppress(Exception):
+            await self.result()
+
     # -- results and events ------------------------------------------------------------------------------
 
     async def result(self) -> RunResult:
@@ -202,9 +211,7 @@ class RunHandle:
             await self.result()
         finally:
             if not self.done:
-                self.cancel("the event stream was closed")
-                with contextlib.suppress(Exception):
-                    await self.result()
+                await self.stop("the event stream was closed")
 
     # -- driver side -----------------------------------------------------------------------------------
 

@@ -108,8 +108,7 @@ def cli(
     telemetry = state.config.telemetry
     _configure_logging(log_level or telemetry.log_level, telemetry.log_json if log_json is None else log_json)
     if telemetry.otel if otel is None else otel:
-        with one_line_errors():  # without the extra: one line naming it
-            providers = configure_otel()
+        providers = configure_otel()  # without the extra: one line naming it (see `_Commands`)
         context.call_on_close(providers.shutdown)  # flush what the command recorded before the process ends
 
 

@@ -125,7 +125,7 @@ def fail(message: str, code: int = EXIT_USAGE) -> click.exceptions.Exit:
 
 def schema_problem(error: SchemaOutdatedError) -> str:
     """What is wrong with the schema, and the command that fixes it (not the library call)."""
-    return error.message if error.ahead else f"{error.problem}: run `agent-runtime db upgrade`"
+    return error.problem if error.ahead else f"{error.problem}: run `agent-runtime db upgrade`"
 
 
 @contextmanager

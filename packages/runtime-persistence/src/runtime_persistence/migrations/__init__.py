@@ -11,7 +11,7 @@ unasked). `check` — and every store on first use — raises `SchemaOutdatedErr
 the one this version needs.
 
 For maintainers, `alembic_config` gives the configuration for Alembic's command API
-(``alembic.command.revision(alembic_config(url), autogenerate=True, rev_id="0002", message="...")``).
+(``alembic.command.revision(alembic_config(url), autogenerate=True, rev_id="0004", message="...")``).
 """
 
 from __future__ import annotations
@@ -115,6 +115,9 @@ def current(engine: Engine) -> str | None:
 
     Args:
         engine: An engine from `runtime_persistence.create_engine`.
+
+    Raises:
+        DatabaseError: The database cannot be reached or failed.
     """
     with database_errors("current"), engine.connect() as connection, connection.begin():
         revisions = schema_revisions(connection)
