@@ -68,6 +68,26 @@ def test_spans_and_metrics_are_exported_over_otlp(tmp_path: Path, collector: lis
     assert b"gen_ai.client.token.usage" in metrics
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("OTEL_SERVICE_NAME", "from-service-name", "from-service-name"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attributes,team=x", "from-attributes"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "team=x", "agent-runtime-test"),
+    ],
+)
+def test_the_environment_names_the_service(
+    collector: list[tuple[str, bytes]], monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.setenv(variable, value)
+    providers = configure_otel("agent-runtime-test", set_global=False)
+    try:
+        assert providers.tracer_provider.resource.attributes["service.name"] == expected
+    finally:
+        providers.shutdown()
+
+
 def test_the_cli_exports_a_run_with_otel(tmp_path: Path, collector: list[tuple[str, bytes]]) -> None:
     (tmp_path / "scenario.toml").write_text(SCENARIO)
     (tmp_path / "notes.txt").write_text("x")

@@ -8,7 +8,6 @@ headers. Needs the ``otel`` extra: ``pip install 'runtime-facade[otel]'``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +36,8 @@ def configure_otel(service_name: str = "agent-runtime", *, set_global: bool = Tr
     """Build SDK tracer and meter providers that export over OTLP/HTTP.
 
     Args:
-        service_name: The ``service.name`` resource attribute, unless ``OTEL_SERVICE_NAME`` is set.
+        service_name: The ``service.name`` resource attribute, unless the environment sets one
+            (``OTEL_SERVICE_NAME``, or ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``).
         set_global: Also install them as the process's global providers (what an application wants, so
             that other instrumented libraries report to the same collector).
 
@@ -57,8 +57,11 @@ def configure_otel(service_name: str = "agent-runtime", *, set_global: bool = Tr
         raise ImportError(
             "--otel needs the OpenTelemetry SDK and OTLP exporter: pip install 'runtime-facade[otel]'"
         ) from error
-    # OTEL_SERVICE_NAME, when set, names the service: an attribute given here would override it.
-    resource = Resource.create({} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service_name})
+    # The environment names the service when it does (OTEL_SERVICE_NAME, or service.name in
+    # OTEL_RESOURCE_ATTRIBUTES); `service_name` only replaces the SDK's "unknown_service".
+    resource = Resource.create()
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": service_name}))
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     reader = PeriodicExportingMetricReader(OTLPMetricExporter())
