@@ -148,11 +148,7 @@ class Database:
             IntegrityError: A constraint refused a statement (the transaction was rolled back).
             DatabaseError: The database failed (the transaction was rolled back).
         """
-        if self.inline:
-            with self._lock:
-                connection = self._connected(operation)
-                return self._direct(operation, connection.connection.dbapi_connection, work, "BEGIN IMMEDIATE")
-        return await asyncio.to_thread(self._pooled_direct, operation, work)
+        return await self._run_direct(operation, work, "BEGIN IMMEDIATE")
 
     async def read_direct(self, operation: str, work: Callable[[Direct], T]) -> T:
         """Run `work` with `Prepared` statements in one read transaction on the driver (as `read` does).
@@ -160,10 +156,14 @@ class Database:
         Raises:
             DatabaseError: The database failed.
         """
+        return await self._run_direct(operation, work, "BEGIN")
+
+    async def _run_direct(self, operation: str, work: Callable[[Direct], T], begin: str) -> T:
+        """`work` in a transaction on the driver: SQLite's opened with `begin`, inline; a pooled one in a thread."""
         if self.inline:
             with self._lock:
                 connection = self._connected(operation)
-                return self._direct(operation, connection.connection.dbapi_connection, work, "BEGIN")
+                return self._direct(operation, connection.connection.dbapi_connection, work, begin)
         return await asyncio.to_thread(self._pooled_direct, operation, work)
 
     async def close(self) -> None:
