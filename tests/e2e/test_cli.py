@@ -93,13 +93,17 @@ def agent(directory: Path, name: str, scenario: str, *, policy: str = POLICY) ->
     return file
 
 
+def _environment() -> dict[str, str]:
+    """This process's environment without the ``AGENT_RUNTIME_*`` overrides of whoever runs the tests."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("AGENT_RUNTIME_")}
+
+
 def cli(project: Path, *arguments: str | Path, code: int | None = 0) -> subprocess.CompletedProcess[str]:
     """Run ``agent-runtime`` in `project`; check its exit status (unless `code` is None)."""
-    environment = {name: value for name, value in os.environ.items() if not name.startswith("AGENT_RUNTIME_")}
     completed = subprocess.run(
         [sys.executable, "-m", "runtime_facade.cli", *map(str, arguments)],
         cwd=project,
-        env=environment,
+        env=_environment(),
         capture_output=True,
         text=True,
         timeout=COMMAND_TIMEOUT_S,
@@ -109,6 +113,18 @@ def cli(project: Path, *arguments: str | Path, code: int | None = 0) -> subproce
         assert completed.returncode == code, f"exit {completed.returncode}\n{completed.stdout}\n{completed.stderr}"
     assert "Traceback" not in completed.stderr
     return completed
+
+
+def spawn(project: Path, *arguments: str | Path) -> subprocess.Popen[str]:
+    """Start ``agent-runtime`` in `project`, its output on pipes (as text)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runtime_facade.cli", *map(str, arguments)],
+        cwd=project,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def last_json(completed: subprocess.CompletedProcess[str]) -> Any:
@@ -239,15 +255,7 @@ def test_db_commands(project: Path) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a console process group there")
 def test_ctrl_c_cancels_the_run(project: Path) -> None:
     sleeper = agent(project, "sleeper", SLEEPING)
-    environment = {name: value for name, value in os.environ.items() if not name.startswith("AGENT_RUNTIME_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runtime_facade.cli", "run", str(sleeper), "--task", "Wait", "--json"],
-        cwd=project,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = spawn(project, "run", sleeper, "--task", "Wait", "--json")
     try:
         assert process.stderr is not None
         lines = []
@@ -268,15 +276,7 @@ def test_ctrl_c_cancels_the_run(project: Path) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a console process group there")
 def test_serve_says_where_it_listens_at_the_default_log_level(project: Path) -> None:
     cli(project, "db", "upgrade")
-    environment = {name: value for name, value in os.environ.items() if not name.startswith("AGENT_RUNTIME_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runtime_facade.cli", "serve", "--port", "0"],
-        cwd=project,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = spawn(project, "serve", "--port", "0")
     try:
         assert process.stderr is not None
         deadline, line = time.monotonic() + COMMAND_TIMEOUT_S, ""
