@@ -54,10 +54,10 @@ def draft(payload: EventPayload, *, turn: int = 0, seconds: int = 0) -> EventDra
     return EventDraft.of(payload, id=new_id("evt"), ts=T0 + timedelta(seconds=seconds), agent_id="agent", turn=turn)
 
 
-async def new_run(store: RunStore, owner: str = "writer-a") -> tuple[str, Lease]:
+async def new_run(store: RunStore, owner: str = "writer-a", *, task: str = "test the store") -> tuple[str, Lease]:
     """Create a run and take its lease."""
     run_id = new_id("run")
-    payload = RunCreatedPayload(agent=AgentSpec(name="test", model="scripted:none"), task="test the store")
+    payload = RunCreatedPayload(agent=AgentSpec(name="test", model="scripted:none"), task=task)
     await store.create_run(run_id, draft(payload))
     return run_id, await store.acquire_lease(run_id, owner, ttl=TTL)
 

@@ -38,7 +38,14 @@ from runtime_core import (
     UserMessage,
 )
 from runtime_core.events import EventPayload
-from runtime_persistence import SPOOL_URI_PREFIX, CheckpointRow, EventRow, SqlRunStore, create_engine
+from runtime_persistence import (
+    SPOOL_URI_PREFIX,
+    CheckpointRow,
+    EventRow,
+    SpoolReferenceRow,
+    SqlRunStore,
+    create_engine,
+)
 from runtime_persistence._encoding import COMPRESS_FROM, omits_defaults, sqlite_timestamp
 from tests.persistence.support import T0, draft, new_run, with_store
 
@@ -107,20 +114,40 @@ def test_events_keep_their_envelope_in_columns_and_large_payloads_compressed(eng
     assert json.loads(finished_data) == {"tool_calls": 1}, "small payloads stay JSON text, without defaults"
 
 
-def test_documents_naming_spooled_content_stay_plain(engine: Engine) -> None:
-    reference = SpoolRef(content_hash="a" * 64, byte_size=10**6, line_count=10**4, uri=f"{SPOOL_URI_PREFIX}{'a' * 64}")
-    result = ToolResult(tool_call_id="call_1", tool_name="fetch", content=_PAGE, spool=reference)
-    assert len(result.model_dump_json()) > COMPRESS_FROM
+def test_documents_naming_spooled_content_are_compressed_and_their_entries_recorded(engine: Engine) -> None:
+    def spooled(digit: str) -> ToolResult:
+        digest = digit * 64
+        reference = SpoolRef(content_hash=digest, byte_size=10**6, line_count=10**4, uri=f"{SPOOL_URI_PREFIX}{digest}")
+        view = f"{_PAGE}\n[output truncated: the full output is stored as sha256:{digest} at {reference.uri}]"
+        return ToolResult(tool_call_id=f"call_{digit}", tool_name="fetch", content=view, spool=reference)
 
-    async def scenario(store: SqlRunStore) -> str:
+    first, again, in_checkpoint = spooled("a"), spooled("a"), spooled("b")
+    assert len(first.model_dump_json()) > COMPRESS_FROM
+
+    async def scenario(store: SqlRunStore) -> tuple[str, str]:
         run_id, lease = await new_run(store)
-        await store.append(lease, [_loop_event(ToolFinishedPayload(result=result), run_id, 2, call="call_1")])
-        return run_id
+        await store.append(lease, [_loop_event(ToolFinishedPayload(result=first), run_id, 2, call="call_a")])
+        # The same entry named again, and another named only by a message the checkpoint holds inline.
+        message = ToolResultMessage.of(in_checkpoint)
+        checkpoint = CheckpointDelta(run_id=run_id, turn=1, created_at=T0, delta=TurnDelta(messages=(message,)))
+        await store.append(
+            lease, [_loop_event(ToolFinishedPayload(result=again), run_id, 3, call="call_a")], checkpoint
+        )
+        other, _ = await new_run(store, task=f"summarise {SPOOL_URI_PREFIX}{'c' * 64}")  # named by run.created
+        return run_id, other
 
-    run_id = with_store(engine, scenario)
-    ((data, data_zlib),) = _rows(engine, EventRow, run_id, EventRow.data, EventRow.data_zlib)[1:]
-    assert data_zlib is None
-    assert reference.uri in data, "retention finds the reference with SQL"
+    run_id, other = with_store(engine, scenario)
+    rows = _rows(engine, EventRow, run_id, EventRow.data, EventRow.data_zlib)[1:]
+    assert [data for data, _ in rows] == [None, None], "the documents are compressed like any other"
+    assert all(first.spool.uri in zlib.decompress(data_zlib).decode() for _, data_zlib in rows)  # type: ignore[union-attr]
+    ((checkpoint_zlib,),) = _rows(engine, CheckpointRow, run_id, CheckpointRow.data_zlib)
+    assert checkpoint_zlib is not None
+    with engine.connect() as connection:
+        recorded = set(connection.execute(select(SpoolReferenceRow.content_hash, SpoolReferenceRow.run_id)))
+    assert recorded == {("a" * 64, run_id), ("b" * 64, run_id), ("c" * 64, other)}
+    events, state = _reread(engine, run_id)
+    assert [event.payload.result for event in events[1:]] == [first, again]  # type: ignore[union-attr]
+    assert state.messages[-1] == ToolResultMessage.of(in_checkpoint)
 
 
 def test_checkpoints_reference_the_messages_of_events(engine: Engine) -> None:

@@ -33,6 +33,7 @@ from runtime_core import (
     ModelRespondedPayload,
     Run,
     RunCreatedPayload,
+    SpoolRef,
     ToolCall,
     ToolFinishedPayload,
     ToolResult,
@@ -65,9 +66,9 @@ from runtime_persistence import (
 )
 from runtime_persistence._revisions import outdated_error
 from runtime_persistence.migrations.env import include_object
-from tests.persistence.support import T0
+from tests.persistence.support import T0, new_run
 
-TABLES = {"runs", "events", "checkpoints", "leases", "approvals", "spool", "artifacts", "lineage"}
+TABLES = {"runs", "events", "checkpoints", "leases", "approvals", "spool", "spool_references", "artifacts", "lineage"}
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def _differences(engine: Engine) -> list[object]:
 def test_the_models_describe_the_newest_revision() -> None:
     assert head_revision() == SCHEMA_REVISION
     script = ScriptDirectory.from_config(alembic_config())
-    assert [revision.revision for revision in script.walk_revisions()] == [SCHEMA_REVISION, "0002", "0001"]
+    assert [revision.revision for revision in script.walk_revisions()] == [SCHEMA_REVISION, "0003", "0002", "0001"]
     assert set(metadata.tables) == TABLES
 
 
@@ -215,7 +216,9 @@ def test_migration_modules_import_cleanly() -> None:
     status = importlib.import_module("runtime_persistence.migrations.versions.0002_artifact_status")
     assert (status.revision, status.down_revision) == ("0002", "0001")
     compact = importlib.import_module("runtime_persistence.migrations.versions.0003_compact_run_log")
-    assert (compact.revision, compact.down_revision) == (SCHEMA_REVISION, "0002")
+    assert (compact.revision, compact.down_revision) == ("0003", "0002")
+    references = importlib.import_module("runtime_persistence.migrations.versions.0004_spool_references")
+    assert (references.revision, references.down_revision) == (SCHEMA_REVISION, "0003")
 
 
 def test_offline_mode_renders_the_sql(tmp_path: Path) -> None:
@@ -428,3 +431,76 @@ def _differences_at(engine: Engine, revision: str) -> list[object]:
     with engine.connect() as connection:
         columns = {column["name"] for column in inspect(connection).get_columns("events")}
     return sorted({"ts_offset", "agent_id", "tool_call_id", "v", "data_zlib"} & columns)
+
+
+# -- revision 0004: the spool entries a run names are recorded in a table, not searched for ----------------
+
+
+def _spooled(digit: str) -> ToolResult:
+    digest = digit * 64
+    uri = f"db://spool/{digest}"
+    view = f"{_PAGE}\n[output truncated: the full output is stored as sha256:{digest} at {uri}]"
+    reference = SpoolRef(content_hash=digest, byte_size=10**6, line_count=10**4, uri=uri)
+    return ToolResult(tool_call_id=f"call_{digit}", tool_name="fetch", content=view, spool=reference)
+
+
+def _stored_documents(engine: Engine) -> dict[tuple[str, str, int], tuple[bool, bool]]:
+    """Per row of events and checkpoints: (stored as text, names the spool)."""
+    found = {}
+    with engine.connect() as connection:
+        for table, key in (("events", "seq"), ("checkpoints", "turn")):
+            rows = connection.execute(text(f"SELECT run_id, {key}, data, data_zlib FROM {table}"))
+            for run_id, place, data, data_zlib in rows:
+                document = data if data is not None else zlib.decompress(data_zlib).decode()
+                found[table, run_id, place] = (data is not None, "db://spool/" in document)
+    return found
+
+
+def _references(engine: Engine) -> set[tuple[str, str]]:
+    with engine.connect() as connection:
+        return {tuple(row) for row in connection.execute(text("SELECT content_hash, run_id FROM spool_references"))}
+
+
+def test_downgrade_stores_documents_naming_the_spool_as_text_and_upgrade_records_their_entries(engine: Engine) -> None:
+    upgrade(engine)
+    named, in_checkpoint, plain = (
+        _spooled("a"),
+        _spooled("b"),
+        ToolResult(tool_call_id="call_p", tool_name="fetch", content=f"page: {_PAGE}"),
+    )
+
+    async def write() -> tuple[str, str]:
+        store = SqlRunStore(engine)
+        try:
+            run_id, lease = await new_run(store)
+            message = ToolResultMessage.of(in_checkpoint)
+            checkpoint = CheckpointDelta(run_id=run_id, turn=1, created_at=T0, delta=TurnDelta(messages=(message,)))
+            events = [
+                Event.recorded(ToolFinishedPayload(result=result), run_id=run_id, seq=seq, ts=T0, agent_id="a", turn=1)
+                for seq, result in ((2, named), (3, plain))
+            ]
+            await store.append(lease, events, checkpoint)
+            quiet, _ = await new_run(store)  # names no spool entry
+            return run_id, quiet
+        finally:
+            await store.close()
+
+    run_id, quiet = asyncio.run(write())
+    references = {("a" * 64, run_id), ("b" * 64, run_id)}
+    assert _references(engine) == references
+    before, events_before = _stored_documents(engine), _reread(engine, run_id)
+    assert before["events", run_id, 2] == before["checkpoints", run_id, 1] == (False, True), "compressed at head"
+    assert before["events", run_id, 3] == (False, False)
+
+    downgrade(engine, "0003")
+    assert current(engine) == "0003"
+    assert "spool_references" not in _tables(engine)
+    after = _stored_documents(engine)
+    # What revision 0003 wrote: documents naming the spool as text (its retention searches them), the others alike.
+    assert after == {place: (True, True) if spool else (text_, spool) for place, (text_, spool) in before.items()}
+
+    upgrade(engine)
+    assert _references(engine) == references, "the entries named by the documents of revision 0003"
+    assert _reread(engine, run_id) == events_before
+    assert _differences(engine) == []
+    assert not any(spool for (_, owner, _), (_, spool) in _stored_documents(engine).items() if owner == quiet)

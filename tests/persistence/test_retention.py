@@ -55,7 +55,7 @@ NOW = T0 + timedelta(days=30)
 OLD = T0  # 30 days before NOW
 RECENT = NOW - timedelta(days=1)
 WEEK = timedelta(days=7)
-RUN_TABLES = ("runs", "events", "checkpoints", "leases", "approvals", "artifacts", "lineage")
+RUN_TABLES = ("runs", "events", "spool_references", "checkpoints", "leases", "approvals", "artifacts", "lineage")
 
 
 @dataclass
@@ -178,7 +178,9 @@ class World:
     def _result(self, name: str) -> ToolResult:
         digest = self.spool[name]
         reference = SpoolRef(content_hash=digest, byte_size=1, line_count=300, uri=f"db://spool/{digest}")
-        content = f"output {name}\n[output truncated: the full output is stored as sha256:{digest} at {reference.uri}]"
+        # A view long enough to be stored compressed: retention cannot find the URI in the document's text.
+        view = f"output {name}\n" * 100
+        content = f"{view}[output truncated: the full output is stored as sha256:{digest} at {reference.uri}]"
         return ToolResult(tool_call_id=f"call_{name}", tool_name="shell:run", content=content, spool=reference)
 
     def run_counts(self) -> dict[str, int]:
@@ -224,6 +226,7 @@ def test_old_finished_trees_go_and_everything_else_stays(engine: Engine) -> None
     assert len(report.run_ids) == report.runs == 4
     # Each pruned run had: run.created, run.started and an end (plus a tool.finished for three of them).
     assert report.events == 4 * 3 + 3
+    assert report.spool_references == 3, "the spool entries those three tool results name"
     assert (report.leases, report.approvals, report.artifacts, report.lineage) == (4, 4, 8, 4)
     assert report.checkpoints == 0
     after = world.run_counts()

@@ -1,4 +1,4 @@
-"""How the run store encodes events and checkpoints in their rows (schema revision 0003).
+"""How the run store encodes events and checkpoints in their rows (schema revisions 0003 and 0004).
 
 A run's conversation reaches the store several times: each model reply and tool result in an event
 (``model.responded``, ``tool.finished``/``tool.failed``), again in the turn's checkpoint delta, and again
@@ -17,10 +17,13 @@ in every snapshot. The run log is the source of truth, so the text is stored the
   same transaction as the checkpoint, and events are deleted only with their run. A snapshot is then a
   list of numbers, not a copy of the conversation.
 - **Compression.** A document of `COMPRESS_FROM` characters or more is stored zlib-compressed in
-  ``data_zlib`` (``data`` is then ``NULL``) when that makes it at least an eighth smaller; a shorter one,
-  or one that names spooled content (`SPOOL_URI_PREFIX`, which retention finds with SQL), is stored as
-  JSON text in ``data``. So the large texts (model replies, tool results) are compressed, and the small
-  documents that most events are stay readable with SQL (``data::jsonb`` on PostgreSQL).
+  ``data_zlib`` (``data`` is then ``NULL``) when that makes it at least an eighth smaller; a shorter one
+  is stored as JSON text in ``data``. So the large texts (model replies, tool results, the truncated view
+  of a spooled output) are compressed, and the small documents that most events are stay readable with
+  SQL (``data::jsonb`` on PostgreSQL).
+- **Spool references.** The spool entries a document names (``db://spool/<sha256>``) are not searched for in
+  the documents, which may be compressed: the store writes a ``spool_references`` row per entry and run
+  in the same transaction (revision 0004), and retention reads those.
 
 Payloads whose type holds a union of models are stored with their default values: there a default may be
 what tells the members apart (no payload type has one today; `omits_defaults` decides per type).
@@ -48,7 +51,7 @@ from runtime_core.events import (
 )
 from runtime_core.messages import AssistantMessage, Message, ToolResultMessage
 from runtime_persistence.schema import as_utc
-from runtime_persistence.spool import SPOOL_URI_PREFIX
+from runtime_persistence.spool import spool_hashes
 
 __all__ = [
     "COMPRESS_FROM",
@@ -87,7 +90,7 @@ MESSAGE_EVENT_TYPES: Final = (EventType.MODEL_RESPONDED, EventType.TOOL_FINISHED
 
 def pack(document: str) -> tuple[str | None, bytes | None]:
     """Return the ``(data, data_zlib)`` column values of a JSON document (see the module documentation)."""
-    if len(document) < COMPRESS_FROM or SPOOL_URI_PREFIX in document:
+    if len(document) < COMPRESS_FROM:
         return document, None
     raw = document.encode()
     compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, _WINDOW_BITS, _MEMORY_LEVEL)
@@ -176,10 +179,16 @@ def timestamp_offset(ts: datetime) -> int | None:
     return None if not offset else offset // timedelta(seconds=1)
 
 
-def event_columns(event: Event) -> dict[str, Any]:
-    """The column values of an event's row (the implicit id and UTC offset as ``None``)."""
+def event_columns(event: Event, spooled: set[str]) -> dict[str, Any]:
+    """The column values of an event's row (the implicit id and UTC offset as ``None``).
+
+    The hashes of the spool entries its payload names are added to `spooled` (one ``spool_references`` row
+    each, see the module documentation).
+    """
     payload = event.payload
-    data, data_zlib = pack(payload_document(payload))
+    document = payload_document(payload)
+    spooled.update(spool_hashes(document))
+    data, data_zlib = pack(document)
     return {
         "run_id": event.run_id,
         "seq": event.seq,

@@ -13,16 +13,17 @@ process dies, and other writers wait at most one batch for the database.
 **Spool entries** are content-addressed and shared between runs, so they are not deleted with a run. An
 entry is *referenced* while any remaining event, checkpoint or artifact holds its reference URI
 (``db://spool/<sha256>``: `ToolResult.spool` in ``tool.finished`` events, the disclosure line of a
-truncated tool result in checkpoints). After the runs, `prune` deletes the entries created before the
-cutoff that nothing references: the cutoff also spares outputs spooled by a turn still in progress, whose
-reference is committed only at the turn's end. This step is one transaction, scan and deletes together
-(on SQLite other writers wait for it; on PostgreSQL they do not).
+truncated tool result in checkpoints). The run store records the entries a run's events and checkpoints
+name in ``spool_references`` as it writes them (their documents may be compressed), so only those rows
+and the artifacts, whose JSON is plain text, are read. After the runs, `prune` deletes the entries created
+before the cutoff that nothing references: the cutoff also spares outputs spooled by a turn still in
+progress, whose reference is committed only at the turn's end. This step is one transaction, lookups and
+deletes together (on SQLite other writers wait for it; on PostgreSQL they do not).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from runtime_core.runs import RunStatus
 from runtime_persistence._database import SQLITE_BEGIN_KEY, _database_error
 from runtime_persistence._revisions import outdated_error, schema_revisions
 from runtime_persistence.schema import SCHEMA_REVISION, metadata
-from runtime_persistence.spool import SPOOL_URI_PREFIX
+from runtime_persistence.spool import SPOOL_URI_PREFIX, spool_hashes
 
 __all__ = ["TERMINAL_STATUSES", "PruneReport", "prune"]
 
@@ -54,10 +55,12 @@ _approvals = metadata.tables["approvals"]
 _artifacts = metadata.tables["artifacts"]
 _lineage = metadata.tables["lineage"]
 _spool = metadata.tables["spool"]
+_spool_references = metadata.tables["spool_references"]
 
 # (report field, table, column holding the run id), children of ``runs`` first.
 _RUN_TABLES: Final = (
     ("events", _events, _events.c.run_id),
+    ("spool_references", _spool_references, _spool_references.c.run_id),
     ("checkpoints", _checkpoints, _checkpoints.c.run_id),
     ("leases", _leases, _leases.c.run_id),
     ("approvals", _approvals, _approvals.c.run_id),
@@ -65,13 +68,6 @@ _RUN_TABLES: Final = (
     ("lineage", _lineage, _lineage.c.id),
     ("runs", _runs, _runs.c.id),
 )
-# Where spool references live: (table, run id column, JSON column).
-_REFERENCING: Final = (
-    (_events, _events.c.run_id, _events.c.data),
-    (_checkpoints, _checkpoints.c.run_id, _checkpoints.c.data),
-    (_artifacts, _artifacts.c.run_id, _artifacts.c.data),
-)
-_SPOOL_REFERENCE: Final = re.compile(re.escape(SPOOL_URI_PREFIX) + r"([0-9a-f]{64})")
 _CHUNK: Final = 500  # ids per IN list: far below every database's limit on bound parameters
 _VACUUM_TABLES: Final = "runs, events, checkpoints, leases, approvals, artifacts, lineage, spool"
 
@@ -85,6 +81,7 @@ class PruneReport(BaseModel):
         run_ids: The runs deleted, in the order of their trees.
         runs: Number of runs deleted.
         events: Events of those runs.
+        spool_references: The rows recording which spool entries those runs name.
         checkpoints: Checkpoint rows of those runs.
         leases: Lease rows of those runs.
         approvals: Approvals of those runs.
@@ -101,6 +98,7 @@ class PruneReport(BaseModel):
     run_ids: tuple[str, ...] = ()
     runs: NonNegativeInt = 0
     events: NonNegativeInt = 0
+    spool_references: NonNegativeInt = 0
     checkpoints: NonNegativeInt = 0
     leases: NonNegativeInt = 0
     approvals: NonNegativeInt = 0
@@ -249,16 +247,21 @@ class _Pruner:
         # In a dry run the runs to prune are still there: what they reference does not count.
         pruned = set(self.run_ids) if self.dry_run else set()
         referenced: set[str] = set()
-        for table, run_id, data in _REFERENCING:
-            query = (
-                select(run_id, data)
-                .select_from(table)
-                .where(data.contains(SPOOL_URI_PREFIX, autoescape=True))
-                .execution_options(yield_per=1000)  # streamed: the scan may cover the whole run log
+        # The run logs' references: looked up by hash in the rows the run store wrote.
+        for chunk in _chunks(sorted(candidates)):
+            named = select(_spool_references.c.content_hash, _spool_references.c.run_id).where(
+                _spool_references.c.content_hash.in_(chunk)
             )
-            for owner, text in connection.execute(query):
-                if owner not in pruned:
-                    referenced.update(_SPOOL_REFERENCE.findall(text))
+            referenced.update(content_hash for content_hash, owner in connection.execute(named) if owner not in pruned)
+        # The artifacts' references: their JSON is plain text, searched where it names the spool at all.
+        artifacts = (
+            select(_artifacts.c.run_id, _artifacts.c.data)
+            .where(_artifacts.c.data.contains(SPOOL_URI_PREFIX, autoescape=True))
+            .execution_options(yield_per=1000)  # streamed: every artifact may name the spool
+        )
+        for owner, text in connection.execute(artifacts):
+            if owner not in pruned:
+                referenced.update(spool_hashes(text))
         unreferenced = sorted(candidates - referenced)
         if self.dry_run:
             self._add("spool", len(unreferenced))

@@ -41,6 +41,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -88,6 +89,7 @@ from runtime_persistence._encoding import (
 )
 from runtime_persistence.exceptions import DatabaseError
 from runtime_persistence.schema import metadata
+from runtime_persistence.spool import spool_hashes
 
 __all__ = ["SqlRunStore"]
 
@@ -95,6 +97,7 @@ _runs = metadata.tables["runs"]
 _events = metadata.tables["events"]
 _checkpoints = metadata.tables["checkpoints"]
 _leases = metadata.tables["leases"]
+_spool_references = metadata.tables["spool_references"]
 
 # Statements are built once: SQLAlchemy compiles each once per engine and caches it.
 _LOCK_RUN = (
@@ -146,6 +149,7 @@ _IMPLICIT_AT = select(_events.c.seq).where(
     _events.c.run_id == bindparam("run_id"), _events.c.seq == bindparam("seq"), _events.c.id.is_(None)
 )
 _INSERT_LEASE = insert(_leases)
+_INSERT_SPOOL_REFERENCES = insert(_spool_references)
 _INSERT_CHECKPOINT = insert(_checkpoints)
 _REPLACE_CHECKPOINT = (
     update(_checkpoints)
@@ -307,6 +311,9 @@ class _AppendStatements:
         self.update_run_status: Prepared = db.prepare(_UPDATE_RUN_STATUS)
         self.update_run_checkpoint: Prepared = db.prepare(_UPDATE_RUN_CHECKPOINT)
         self.implicit_at: Prepared = db.prepare(_IMPLICIT_AT)
+        # A run names the same spool entry again (another call with the same output): one row is kept.
+        dialect = postgresql if db.dialect == "postgresql" else sqlite
+        self.insert_spool_references: Prepared = db.prepare(dialect.insert(_spool_references).on_conflict_do_nothing())
 
 
 class SqlRunStore:
@@ -358,14 +365,18 @@ class SqlRunStore:
         event = Event.placed(created, run_id=run_id, seq=1)
         run = Run.created(event)
         row = _run_row(run, checkpoint_turn=None, checkpoint_parent_turn=None)
+        spooled: set[str] = set()
+        event_row = _event_row(event, spooled)
 
         def work(connection: Connection) -> None:
             for event_id, place in _claimed_places([event]):
                 if connection.execute(_IMPLICIT_AT, place).first() is not None:
                     raise DuplicateEventError(event_id)
             connection.execute(_INSERT_RUN, row)
-            connection.execute(_INSERT_EVENTS, [_event_row(event)])
+            connection.execute(_INSERT_EVENTS, [event_row])
             connection.execute(_INSERT_LEASE, {"run_id": run_id, "owner": None, "token": 0, "expires_at": None})
+            if spooled:
+                connection.execute(_INSERT_SPOOL_REFERENCES, _spool_reference_rows(run_id, spooled))
 
         try:
             await self._db.write("create_run", work)
@@ -454,14 +465,17 @@ class SqlRunStore:
             update_run = self._project(cache, placed, chain) if placed else None
             # Every check passed: only the database itself can still refuse the writes (a recorded event id),
             # and that rolls the whole boundary back. On PostgreSQL they go out with the commit, in one round trip.
+            spooled: set[str] = set()
             if checkpoint is not None:
-                checkpoint_values = _checkpoint_row(checkpoint, cache.messages, replace=replace)
+                checkpoint_values = _checkpoint_row(checkpoint, cache.messages, replace=replace, spooled=spooled)
                 db.execute(sql.replace_checkpoint if replace else sql.insert_checkpoint, checkpoint_values)
             if update_run is not None:
-                db.execute_many(sql.insert_events, [_event_row(event) for event in placed])
+                db.execute_many(sql.insert_events, [_event_row(event, spooled) for event in placed])
                 db.execute(*update_run)
             elif checkpoint is not None:
                 db.execute(sql.update_run_checkpoint, chain)
+            if spooled:
+                db.execute_many(sql.insert_spool_references, _spool_reference_rows(run_id, spooled))
             return placed
 
         try:
@@ -633,9 +647,12 @@ def _check_batch(events: Sequence[EventDraft]) -> None:
         seen.add(event.id)
 
 
-def _event_row(event: Event) -> dict[str, Any]:
-    """The values of `_INSERT_EVENTS` for `event`: its columns, and its id to look for if stored without it."""
-    values = event_columns(event)
+def _event_row(event: Event, spooled: set[str]) -> dict[str, Any]:
+    """The values of `_INSERT_EVENTS` for `event`: its columns, and its id to look for if stored without it.
+
+    The spool entries it names are added to `spooled`.
+    """
+    values = event_columns(event, spooled)
     values["taken_id"] = event.id if values["id"] is None else None
     return values
 
@@ -652,9 +669,18 @@ def _claimed_places(events: Sequence[Event]) -> list[tuple[str, dict[str, Any]]]
     return claimed
 
 
-def _checkpoint_row(checkpoint: Checkpoint, messages: MessageIndex, *, replace: bool) -> dict[str, Any]:
+def _spool_reference_rows(run_id: str, spooled: set[str]) -> list[dict[str, Any]]:
+    return [{"content_hash": content_hash, "run_id": run_id} for content_hash in sorted(spooled)]
+
+
+def _checkpoint_row(
+    checkpoint: Checkpoint, messages: MessageIndex, *, replace: bool, spooled: set[str]
+) -> dict[str, Any]:
+    """The values of the checkpoint's insert (or replace); the spool entries it names are added to `spooled`."""
     keys = ("b_run_id", "b_turn") if replace else ("run_id", "turn")
-    data, data_zlib = pack(checkpoint_document(checkpoint, messages))
+    document = checkpoint_document(checkpoint, messages)
+    spooled.update(spool_hashes(document))
+    data, data_zlib = pack(document)
     return {
         keys[0]: checkpoint.run_id,
         keys[1]: checkpoint.turn,

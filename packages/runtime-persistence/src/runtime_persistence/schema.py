@@ -49,12 +49,13 @@ __all__ = [
     "LeaseRow",
     "LineageRow",
     "RunRow",
+    "SpoolReferenceRow",
     "SpoolRow",
     "UtcDateTime",
     "metadata",
 ]
 
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 """The migration revision these models describe (the head of ``runtime_persistence/migrations``)."""
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -234,6 +235,20 @@ class SpoolRow(Base):
     line_count: Mapped[int]
     created_at: Mapped[datetime]
     content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SpoolReferenceRow(Base):
+    """A run whose log names spooled content: one row per ``(content_hash, run_id)``.
+
+    Written in the transaction that writes an event or checkpoint holding the content's URI
+    (``db://spool/<sha256>``), and deleted with the run. Retention looks here for the entries still
+    referenced, instead of reading (and decompressing) the run log.
+    """
+
+    __tablename__ = "spool_references"
+
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class ArtifactRow(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, select
@@ -19,6 +20,14 @@ __all__ = ["SPOOL_URI_PREFIX", "SqlSpoolStore"]
 
 SPOOL_URI_PREFIX = "db://spool/"
 """The prefix of the ``uri`` of content spooled to the database (the content hash follows)."""
+
+_SPOOL_URI = re.compile(re.escape(SPOOL_URI_PREFIX) + r"([0-9a-f]{64})")
+
+
+def spool_hashes(text: str) -> list[str]:
+    """The content hashes of the spool entries `text` names by their URI (``db://spool/<sha256>``), in order."""
+    return _SPOOL_URI.findall(text) if SPOOL_URI_PREFIX in text else []
+
 
 _spool = metadata.tables["spool"]
 _GET = select(_spool.c.content).where(_spool.c.content_hash == bindparam("content_hash"))

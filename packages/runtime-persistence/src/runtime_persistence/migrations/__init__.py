@@ -11,7 +11,7 @@ unasked). `check` — and every store on first use — raises `SchemaOutdatedErr
 the one this version needs.
 
 For maintainers, `alembic_config` gives the configuration for Alembic's command API
-(``alembic.command.revision(alembic_config(url), autogenerate=True, rev_id="0004", message="...")``).
+(``alembic.command.revision(alembic_config(url), autogenerate=True, rev_id="0005", message="...")``).
 """
 
 from __future__ import annotations
