@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
+from runtime_facade.api.sse import _error_message
 from tests.e2e._api_support import ApiServer, SseMessage, complete, read_sse, step, wait_for, write_agent
 
 
@@ -115,6 +117,27 @@ def test_a_run_streams_to_completion_as_server_sent_events(server: ApiServer, cl
         assert (event["seq"], event["type"], event["run_id"]) == (int(message.id or 0), message.event, run["id"])
     assert client.get(f"/v1/runs/{run['id']}").json()["status"] == "completed"
     assert (server.directory / "workspace" / "streamed.txt").read_text() == "hello"
+
+
+def test_the_schema_describes_each_kind_of_stream_message(server: ApiServer, client: httpx.Client) -> None:
+    document = client.get("/openapi.json").json()
+    events = document["paths"]["/v1/runs/{run_id}/events"]["get"]["responses"]["200"]["content"]
+    message_schema = events["text/event-stream"]["schema"]
+    run = _start(client, _simple_agent(server, "described"))
+    error = SseMessage(None, *_sse_fields(_error_message("the event stream failed: boom")))
+
+    for message in [*_stream(client, run["id"]), error]:
+        fields = {key: value for key, value in vars(message).items() if value is not None}
+        (kind,) = [branch for branch in message_schema["oneOf"] if Draft202012Validator(branch).is_valid(fields)]
+        # The data is JSON of the component the message's kind names (resolved in the whole document).
+        content = {**document, "$ref": kind["properties"]["data"]["contentSchema"]["$ref"]}
+        Draft202012Validator(content).validate(message.json())
+        assert content["$ref"].endswith("/ErrorBody" if message.event == "error" else "/Event")
+
+
+def _sse_fields(raw: bytes) -> tuple[str, str]:
+    fields = dict(line.split(": ", 1) for line in raw.decode().splitlines() if line)
+    return fields["event"], fields["data"]
 
 
 def test_reconnecting_with_last_event_id_loses_and_repeats_nothing(server: ApiServer, client: httpx.Client) -> None:

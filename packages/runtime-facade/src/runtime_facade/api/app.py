@@ -45,20 +45,38 @@ __all__ = ["create_app"]
 _MAX_SEQ = 2**62
 _SSE = "text/event-stream"
 _COMMON = (401, 422, 500, 503)
-# One message of the event stream (OpenAPI 3.1 describes each message of a text/event-stream with `schema`).
+# One message of the event stream (OpenAPI 3.1 describes each message of a text/event-stream with `schema`):
+# an event, or the `error` message that ends a stream that failed.
 _SSE_MESSAGE = {
-    "type": "object",
-    "required": ["event", "data"],
-    "properties": {
-        "id": {"type": "string", "description": "The event's seq (absent on an `error` message)."},
-        "event": {"type": "string", "description": "The event's type, or `error` when the stream failed."},
-        "data": {
-            "type": "string",
-            "description": "The event as JSON (an `ErrorBody` on an `error` message).",
-            "contentMediaType": "application/json",
-            "contentSchema": {"$ref": "#/components/schemas/Event"},
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["id", "event", "data"],
+            "properties": {
+                "id": {"type": "string", "description": "The event's seq."},
+                "event": {"type": "string", "not": {"const": "error"}, "description": "The event's type."},
+                "data": {
+                    "type": "string",
+                    "description": "The event as JSON.",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {"$ref": "#/components/schemas/Event"},
+                },
+            },
         },
-    },
+        {
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"const": "error", "description": "The stream failed: this is its last message."},
+                "data": {
+                    "type": "string",
+                    "description": "What failed, as JSON.",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {"$ref": "#/components/schemas/ErrorBody"},
+                },
+            },
+        },
+    ]
 }
 # NUL cannot be stored in (or looked up from) a PostgreSQL text column: refused before the store sees it.
 _NO_NUL = r"^[^\x00]+$"
