@@ -228,6 +228,7 @@ def test_offline_mode_renders_the_sql(tmp_path: Path) -> None:
     command.upgrade(config, "head", sql=True)
     rendered = buffer.getvalue()
     assert "CREATE TABLE events" in rendered
+    assert "CREATE TABLE spool_references" in rendered  # revision 0004's table (its backfill needs rows)
     assert VERSION_TABLE in rendered
     assert not (tmp_path / "never-created.db").exists()
 

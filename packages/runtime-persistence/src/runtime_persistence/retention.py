@@ -11,14 +11,16 @@ row. Trees are deleted in batches, one transaction per batch, so a batch is whol
 process dies, and other writers wait at most one batch for the database.
 
 **Spool entries** are content-addressed and shared between runs, so they are not deleted with a run. An
-entry is *referenced* while any remaining event, checkpoint or artifact holds its reference URI
-(``db://spool/<sha256>``: `ToolResult.spool` in ``tool.finished`` events, the disclosure line of a
-truncated tool result in checkpoints). The run store records the entries a run's events and checkpoints
-name in ``spool_references`` as it writes them (their documents may be compressed), so only those rows
-and the artifacts, whose JSON is plain text, are read. After the runs, `prune` deletes the entries created
-before the cutoff that nothing references: the cutoff also spares outputs spooled by a turn still in
-progress, whose reference is committed only at the turn's end. This step is one transaction, lookups and
-deletes together (on SQLite other writers wait for it; on PostgreSQL they do not).
+entry is *referenced* while a remaining run has written an event or checkpoint that holds its reference
+URI (``db://spool/<sha256>``: `ToolResult.spool` in ``tool.finished`` events, the disclosure line of a
+truncated tool result in checkpoints), or an artifact holds it. The run store records the entries a run's
+events and checkpoints name in ``spool_references`` as it writes them (their documents may be compressed;
+a checkpoint replaced later within its turn leaves its rows, so an entry stays referenced while the run
+exists), so only those rows and the artifacts, whose JSON is plain text, are read. After the runs,
+`prune` deletes the entries created before the cutoff that nothing references: the cutoff also spares
+outputs spooled by a turn still in progress, whose reference is committed only at the turn's end. This
+step is one transaction, lookups and deletes together (on SQLite other writers wait for it; on PostgreSQL
+they do not).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ _RUN_TABLES: Final = (
     ("runs", _runs, _runs.c.id),
 )
 _CHUNK: Final = 500  # ids per IN list: far below every database's limit on bound parameters
-_VACUUM_TABLES: Final = "runs, events, checkpoints, leases, approvals, artifacts, lineage, spool"
+_VACUUM_TABLES: Final = "runs, events, checkpoints, leases, approvals, artifacts, lineage, spool, spool_references"
 
 
 class PruneReport(BaseModel):

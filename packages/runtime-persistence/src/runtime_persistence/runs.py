@@ -149,7 +149,6 @@ _IMPLICIT_AT = select(_events.c.seq).where(
     _events.c.run_id == bindparam("run_id"), _events.c.seq == bindparam("seq"), _events.c.id.is_(None)
 )
 _INSERT_LEASE = insert(_leases)
-_INSERT_SPOOL_REFERENCES = insert(_spool_references)
 _INSERT_CHECKPOINT = insert(_checkpoints)
 _REPLACE_CHECKPOINT = (
     update(_checkpoints)
@@ -313,7 +312,8 @@ class _AppendStatements:
         self.implicit_at: Prepared = db.prepare(_IMPLICIT_AT)
         # A run names the same spool entry again (another call with the same output): one row is kept.
         dialect = postgresql if db.dialect == "postgresql" else sqlite
-        self.insert_spool_references: Prepared = db.prepare(dialect.insert(_spool_references).on_conflict_do_nothing())
+        self.spool_references = dialect.insert(_spool_references).on_conflict_do_nothing()
+        self.insert_spool_references: Prepared = db.prepare(self.spool_references)
 
 
 class SqlRunStore:
@@ -376,7 +376,7 @@ class SqlRunStore:
             connection.execute(_INSERT_EVENTS, [event_row])
             connection.execute(_INSERT_LEASE, {"run_id": run_id, "owner": None, "token": 0, "expires_at": None})
             if spooled:
-                connection.execute(_INSERT_SPOOL_REFERENCES, _spool_reference_rows(run_id, spooled))
+                connection.execute(self._sql.spool_references, _spool_reference_rows(run_id, spooled))
 
         try:
             await self._db.write("create_run", work)

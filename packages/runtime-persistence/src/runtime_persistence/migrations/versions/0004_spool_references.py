@@ -37,6 +37,7 @@ _BATCH = 1000  # rows per statement
 _SPOOL_URI_PREFIX = "db://spool/"
 _SPOOL_URI = re.compile(re.escape(_SPOOL_URI_PREFIX) + r"([0-9a-f]{64})")
 
+_AFTER = (sa.bindparam("after_run_id", type_=sa.String()), sa.bindparam("after_key", type_=sa.Integer()))
 _spool_references = sa.table(
     "spool_references", sa.column("content_hash", sa.String()), sa.column("run_id", sa.String())
 )
@@ -105,22 +106,33 @@ def downgrade() -> None:
 
 
 def _decompress_naming(connection: sa.Connection, table: sa.TableClause, key: str, run_ids: Sequence[str]) -> None:
-    """Store as text the compressed documents of `table` that name the spool, in the runs `run_ids`."""
-    compressed = sa.select(table.c.run_id, table.c[key], table.c.data_zlib).where(
-        table.c.run_id.in_(run_ids), table.c.data_zlib.is_not(None)
+    """Store as text the compressed documents of `table` that name the spool, in the runs `run_ids`.
+
+    A page of `_BATCH` compressed rows at a time (keyset pagination), each page's updates written before the
+    next is read: memory stays bounded by the page, however long the runs.
+    """
+    place = sa.tuple_(table.c.run_id, table.c[key])
+    page = (
+        sa.select(table.c.run_id, table.c[key], table.c.data_zlib)
+        .where(table.c.run_id.in_(run_ids), table.c.data_zlib.is_not(None), place > sa.tuple_(*_AFTER))
+        .order_by(table.c.run_id, table.c[key])
+        .limit(_BATCH)
     )
-    naming = []
-    for run_id, place, data_zlib in connection.execute(compressed.execution_options(yield_per=_BATCH)):
-        document = zlib.decompress(data_zlib).decode()
-        if _SPOOL_URI_PREFIX in document:
-            naming.append({"b_run_id": run_id, "b_key": place, "data": document})
     store = (
         sa.update(table)
         .where(table.c.run_id == sa.bindparam("b_run_id"), table.c[key] == sa.bindparam("b_key"))
         .values(data=sa.bindparam("data"), data_zlib=None)
     )
-    for chunk in _chunks(naming):
-        connection.execute(store, chunk)
+    after: dict[str, object] = {"after_run_id": "", "after_key": -1}
+    while rows := connection.execute(page, after).all():
+        naming = []
+        for run_id, at, data_zlib in rows:
+            document = zlib.decompress(data_zlib).decode()
+            if _SPOOL_URI_PREFIX in document:
+                naming.append({"b_run_id": run_id, "b_key": at, "data": document})
+        if naming:
+            connection.execute(store, naming)
+        after = {"after_run_id": rows[-1][0], "after_key": rows[-1][1]}
 
 
 def _chunks(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
