@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from runtime_core import AgentSpec, EventDraft, RunCreatedPayload
+from runtime_core import AgentSpec, EventDraft, RunCreatedPayload, SpoolRef, ToolResult
 from runtime_core.events import EventPayload
 from runtime_core.stores import Lease, RunStore
-from runtime_persistence import SqlRunStore, create_engine, upgrade
+from runtime_persistence import SPOOL_URI_PREFIX, SqlRunStore, create_engine, upgrade
 
 BACKENDS = ("sqlite", "postgresql")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -73,3 +73,12 @@ def with_store(engine: Engine, scenario: Any) -> Any:
             await store.close()
 
     return asyncio.run(main())
+
+
+def spooled_result(digest: str, view: str, *, call_id: str, tool_name: str = "fetch") -> ToolResult:
+    """A tool result whose output was spooled under `digest`: `view`, the disclosure line naming the entry's
+    URI, and the reference, as the loop's output spooling records it."""
+    uri = f"{SPOOL_URI_PREFIX}{digest}"
+    content = f"{view}\n[output truncated: the full output is stored as sha256:{digest} at {uri}]"
+    reference = SpoolRef(content_hash=digest, byte_size=10**6, line_count=10**4, uri=uri)
+    return ToolResult(tool_call_id=call_id, tool_name=tool_name, content=content, spool=reference)

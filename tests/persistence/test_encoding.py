@@ -27,7 +27,6 @@ from runtime_core import (
     Event,
     EventDraft,
     ModelRespondedPayload,
-    SpoolRef,
     ToolCall,
     ToolFinishedPayload,
     ToolResult,
@@ -47,7 +46,7 @@ from runtime_persistence import (
     create_engine,
 )
 from runtime_persistence._encoding import COMPRESS_FROM, omits_defaults, sqlite_timestamp
-from tests.persistence.support import T0, draft, new_run, with_store
+from tests.persistence.support import T0, draft, new_run, spooled_result, with_store
 
 # ~2 KB of words: compressed when stored (a tool result or reply of a real run is like it).
 _PAGE = " ".join(f"line {n}: the quick brown fox jumps over the lazy dog" for n in range(40))
@@ -115,13 +114,7 @@ def test_events_keep_their_envelope_in_columns_and_large_payloads_compressed(eng
 
 
 def test_documents_naming_spooled_content_are_compressed_and_their_entries_recorded(engine: Engine) -> None:
-    def spooled(digit: str) -> ToolResult:
-        digest = digit * 64
-        reference = SpoolRef(content_hash=digest, byte_size=10**6, line_count=10**4, uri=f"{SPOOL_URI_PREFIX}{digest}")
-        view = f"{_PAGE}\n[output truncated: the full output is stored as sha256:{digest} at {reference.uri}]"
-        return ToolResult(tool_call_id=f"call_{digit}", tool_name="fetch", content=view, spool=reference)
-
-    first, again, in_checkpoint = spooled("a"), spooled("a"), spooled("b")
+    first, again, in_checkpoint = (spooled_result(d * 64, _PAGE, call_id=f"call_{d}") for d in "aab")
     assert len(first.model_dump_json()) > COMPRESS_FROM
 
     async def scenario(store: SqlRunStore) -> tuple[str, str]:

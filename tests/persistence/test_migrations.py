@@ -33,7 +33,6 @@ from runtime_core import (
     ModelRespondedPayload,
     Run,
     RunCreatedPayload,
-    SpoolRef,
     ToolCall,
     ToolFinishedPayload,
     ToolResult,
@@ -66,7 +65,7 @@ from runtime_persistence import (
 )
 from runtime_persistence._revisions import outdated_error
 from runtime_persistence.migrations.env import include_object
-from tests.persistence.support import T0, new_run
+from tests.persistence.support import T0, new_run, spooled_result
 
 TABLES = {"runs", "events", "checkpoints", "leases", "approvals", "spool", "spool_references", "artifacts", "lineage"}
 
@@ -438,11 +437,7 @@ def _differences_at(engine: Engine, revision: str) -> list[object]:
 
 
 def _spooled(digit: str) -> ToolResult:
-    digest = digit * 64
-    uri = f"db://spool/{digest}"
-    view = f"{_PAGE}\n[output truncated: the full output is stored as sha256:{digest} at {uri}]"
-    reference = SpoolRef(content_hash=digest, byte_size=10**6, line_count=10**4, uri=uri)
-    return ToolResult(tool_call_id=f"call_{digit}", tool_name="fetch", content=view, spool=reference)
+    return spooled_result(digit * 64, _PAGE, call_id=f"call_{digit}")
 
 
 def _stored_documents(engine: Engine) -> dict[tuple[str, str, int], tuple[bool, bool]]:

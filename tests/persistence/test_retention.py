@@ -35,7 +35,6 @@ from runtime_core.events import (
     ToolFinishedPayload,
 )
 from runtime_core.messages import ToolResultMessage
-from runtime_core.spool import SpoolRef
 from runtime_core.tools import ToolResult
 from runtime_persistence import (
     TERMINAL_STATUSES,
@@ -49,7 +48,7 @@ from runtime_persistence import (
     metadata,
     prune,
 )
-from tests.persistence.support import T0, TTL, new_id
+from tests.persistence.support import T0, TTL, new_id, spooled_result
 
 NOW = T0 + timedelta(days=30)
 OLD = T0  # 30 days before NOW
@@ -176,12 +175,9 @@ class World:
         self.runs[name] = run_id
 
     def _result(self, name: str) -> ToolResult:
-        digest = self.spool[name]
-        reference = SpoolRef(content_hash=digest, byte_size=1, line_count=300, uri=f"db://spool/{digest}")
         # A view long enough to be stored compressed: retention cannot find the URI in the document's text.
         view = f"output {name}\n" * 100
-        content = f"{view}[output truncated: the full output is stored as sha256:{digest} at {reference.uri}]"
-        return ToolResult(tool_call_id=f"call_{name}", tool_name="shell:run", content=content, spool=reference)
+        return spooled_result(self.spool[name], view, call_id=f"call_{name}", tool_name="shell:run")
 
     def run_counts(self) -> dict[str, int]:
         with self.engine.connect() as connection:
