@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, text
 
 from runtime_core import (
     AgentSpec,
@@ -37,6 +37,7 @@ from runtime_core.events import (
 from runtime_core.messages import ToolResultMessage
 from runtime_core.tools import ToolResult
 from runtime_persistence import (
+    SPOOL_URI_PREFIX,
     TERMINAL_STATUSES,
     LineageRow,
     SchemaOutdatedError,
@@ -48,7 +49,7 @@ from runtime_persistence import (
     metadata,
     prune,
 )
-from tests.persistence.support import T0, TTL, new_id, spooled_result
+from tests.persistence.support import T0, TTL, migrated_engine, new_id, new_run, spooled_result
 
 NOW = T0 + timedelta(days=30)
 OLD = T0  # 30 days before NOW
@@ -66,27 +67,28 @@ class World:
     spool: dict[str, str] = field(default_factory=dict)  # name -> content hash
 
     async def build(self) -> None:
-        store = SqlRunStore(self.engine)
+        # Each run is written at its time: the spool entries it names are as old as its write (NAME_ENTRY).
+        stores = {at: SqlRunStore(self.engine, clock=ManualClock(at)) for at in (OLD, RECENT)}
         approvals = SqlApprovalStore(self.engine)
         artifacts = SqlArtifactStore(self.engine)
         try:
             for name, created in (("a", OLD), ("b", OLD), ("c", OLD), ("d", RECENT), ("e", OLD), ("f", OLD)):
                 await self._spool(name, created)
             # Old finished runs: they go.
-            await self._run(store, "old_completed", OLD, RunCompletedPayload(summary="done"), spool="a")
-            await self._run(store, "old_failed", OLD, RunFailedPayload(reason="no_completion", message="gave up"))
-            await self._run(store, "old_cancelled", OLD, RunCancelledPayload(), spool="c")
+            await self._run(stores, "old_completed", OLD, RunCompletedPayload(summary="done"), spool="a")
+            await self._run(stores, "old_failed", OLD, RunFailedPayload(reason="no_completion", message="gave up"))
+            await self._run(stores, "old_cancelled", OLD, RunCancelledPayload(), spool="c")
             await self._run(
-                store, "old_child", OLD, RunCompletedPayload(summary="sub"), parent="old_completed", spool="e"
+                stores, "old_child", OLD, RunCompletedPayload(summary="sub"), parent="old_completed", spool="e"
             )
             # Recent, or not finished: they stay.
-            await self._run(store, "recent_completed", RECENT, RunCompletedPayload(summary="done"), spool="c")
-            await self._run(store, "old_running", OLD, None)
-            await self._run(store, "old_paused", OLD, RunPausedPayload())
-            await self._run(store, "old_waiting", OLD, "waiting", spool_in_checkpoint="f")
+            await self._run(stores, "recent_completed", RECENT, RunCompletedPayload(summary="done"), spool="c")
+            await self._run(stores, "old_running", OLD, None)
+            await self._run(stores, "old_paused", OLD, RunPausedPayload())
+            await self._run(stores, "old_waiting", OLD, "waiting", spool_in_checkpoint="f")
             # A finished root whose sub-agent still runs: the whole tree stays.
-            await self._run(store, "old_root_of_running", OLD, RunCompletedPayload(summary="done"))
-            await self._run(store, "running_child", OLD, None, parent="old_root_of_running")
+            await self._run(stores, "old_root_of_running", OLD, RunCompletedPayload(summary="done"))
+            await self._run(stores, "running_child", OLD, None, parent="old_root_of_running")
             for name, run_id in self.runs.items():
                 await approvals.create(
                     Approval(
@@ -122,7 +124,8 @@ class World:
         finally:
             await artifacts.close()
             await approvals.close()
-            await store.close()
+            for store in stores.values():
+                await store.close()
 
     async def _spool(self, name: str, created: Any) -> None:
         store = SqlSpoolStore(self.engine, clock=ManualClock(created))
@@ -134,7 +137,7 @@ class World:
 
     async def _run(
         self,
-        store: SqlRunStore,
+        stores: dict[Any, SqlRunStore],
         name: str,
         at: Any,
         end: EventPayload | str | None,
@@ -143,6 +146,7 @@ class World:
         spool: str | None = None,
         spool_in_checkpoint: str | None = None,
     ) -> None:
+        store = stores[at]
         run_id = new_id(name)
         parent_id = self.runs[parent] if parent else None
         created = RunCreatedPayload(
@@ -353,3 +357,120 @@ def test_a_spool_entry_is_referenced_by_its_uri_anywhere_a_run_keeps_data(engine
         remaining = set(connection.execute(select(metadata.tables["spool"].c.content_hash)).scalars())
     assert remaining == {kept}
     assert dropped == hashlib.sha256(b"mentioned without its uri\n" * 300).hexdigest()
+
+
+def _spool_ages(engine: Engine) -> dict[str, Any]:
+    spool = metadata.tables["spool"]
+    with engine.connect() as connection:
+        return {
+            digest: created for digest, created in connection.execute(select(spool.c.content_hash, spool.c.created_at))
+        }
+
+
+def test_a_write_naming_an_entry_makes_it_young_again_and_never_older(engine: Engine) -> None:
+    async def scenario() -> tuple[str, str, str]:
+        spool = SqlSpoolStore(engine, clock=ManualClock(OLD))
+        old_store = SqlRunStore(engine, clock=ManualClock(OLD - WEEK))
+        store = SqlRunStore(engine, clock=ManualClock(RECENT))
+        artifacts = SqlArtifactStore(engine, clock=ManualClock(RECENT))
+        try:
+            by_run, by_artifact, by_old_writer = [
+                (await spool.put(f"entry {name}\n".encode() * 300)).content_hash
+                for name in ("run", "artifact", "old writer")
+            ]
+            # A run names an entry without spooling it again (a fork's snapshot, a cached tool result).
+            _, lease = await new_run(store)
+            named = _draft(ToolFinishedPayload(result=spooled_result(by_run, "view", call_id="call_1")), RECENT)
+            await store.append(lease, [named])
+            await artifacts.put(
+                ArtifactEnvelope(
+                    id="art_log",
+                    type=ArtifactType.REPORT_CARD,
+                    title="the full log",
+                    payload={"log": f"{SPOOL_URI_PREFIX}{by_artifact}"},
+                    created_at=RECENT,
+                )
+            )
+            # A writer whose clock is behind the entry's age leaves it as it is.
+            _, old_lease = await new_run(old_store)
+            await old_store.append(
+                old_lease,
+                [_draft(ToolFinishedPayload(result=spooled_result(by_old_writer, "view", call_id="call_2")), OLD)],
+            )
+        finally:
+            await artifacts.close()
+            await store.close()
+            await old_store.close()
+            await spool.close()
+        return by_run, by_artifact, by_old_writer
+
+    by_run, by_artifact, by_old_writer = asyncio.run(scenario())
+    ages = _spool_ages(engine)
+    assert (ages[by_run], ages[by_artifact], ages[by_old_writer]) == (RECENT, RECENT, OLD)
+
+
+def test_a_prune_racing_a_writer_that_names_old_entries_keeps_them(postgres_url: str) -> None:
+    """PostgreSQL: the prune looks references up before a writer commits them, then deletes.
+
+    The writer names two old, unreferenced entries (as a fork's snapshot would) and is held in its
+    transaction by a third one that locks the second entry's row; the prune starts then, finds no reference
+    and deletes. Each must wait for the other where they meet, so that both entries survive with the
+    writer's references.
+    """
+    with migrated_engine(postgres_url) as engine:
+        asyncio.run(_race_prune_with_a_writer(engine))
+
+
+async def _race_prune_with_a_writer(engine: Engine) -> None:
+    spool = SqlSpoolStore(engine, clock=ManualClock(OLD))
+    store = SqlRunStore(engine, clock=ManualClock(RECENT))
+    try:
+        first, second = sorted([(await spool.put(f"old output {n}\n".encode() * 300)).content_hash for n in (1, 2)])
+        run_id, lease = await new_run(store)
+        named = [
+            _draft(ToolFinishedPayload(result=spooled_result(digest, "view", call_id=f"call_{digest}")), RECENT)
+            for digest in (first, second)
+        ]
+        with engine.connect() as blocker, engine.connect() as monitor:
+            # The writer names the entries in hash order: it stops at the second, holding the first.
+            blocker.begin()
+            spool_table = metadata.tables["spool"]
+            blocker.execute(
+                select(spool_table.c.content_hash).where(spool_table.c.content_hash == second).with_for_update()
+            )
+            writer = asyncio.create_task(store.append(lease, named))
+            await _until(lambda: _waiting(monitor) == 1 or writer.done(), "the writer to wait for the blocker")
+            assert not writer.done(), "the writer did not lock the second entry's row"
+            pruner = asyncio.create_task(prune(engine, older_than=WEEK, clock=ManualClock(NOW)))
+            # The prune waits for the writer's row, or (were the writer not to hold the first entry) ends.
+            await _until(lambda: _waiting(monitor) == 2 or pruner.done(), "the prune to reach the entries")
+            blocker.rollback()
+            await writer
+            report = await pruner
+    finally:
+        await store.close()
+        await spool.close()
+    assert report.spool == 0
+    assert set(_spool_ages(engine)) == {first, second}
+    references = metadata.tables["spool_references"]
+    with engine.connect() as connection:
+        named_rows = connection.execute(select(references.c.content_hash, references.c.run_id)).all()
+    assert sorted(tuple(row) for row in named_rows) == [(first, run_id), (second, run_id)]
+
+
+def _waiting(monitor: Any) -> int:
+    """Backends of this database waiting for a lock."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    count: int = monitor.execute(query).scalar_one()
+    monitor.rollback()  # a new snapshot for the next poll
+    return count
+
+
+async def _until(condition: Any, what: str, timeout_s: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)

@@ -38,6 +38,7 @@ from runtime_core.exceptions import AlreadyExistsError, NotFoundError, StoreErro
 from runtime_core.ids import IdGenerator, UlidGenerator
 from runtime_persistence._database import Database
 from runtime_persistence.schema import metadata
+from runtime_persistence.spool import NAME_ENTRY, named_entries, spool_hashes
 
 __all__ = [
     "ArtifactQuarantinedError",
@@ -181,7 +182,7 @@ class SqlArtifactStore:
         engine: The database (an engine from `create_engine`, migrated with `upgrade`).
         payload_schemas: A pydantic model per artifact type that its payload must satisfy (types without
             one accept any JSON object). Default `DEFAULT_PAYLOAD_SCHEMAS`.
-        clock: Time source of ``quarantined_at``.
+        clock: Time source of ``quarantined_at``, and of the age of the spool entries an artifact names.
         ids: Source of quarantine ids.
         check_schema: Verify the schema revision on first use.
     """
@@ -238,16 +239,26 @@ class SqlArtifactStore:
         """
         envelope, issues = self._validate(candidate)
         if envelope is not None:
-            row = _valid_row(envelope)
             try:
-                await self._db.write("put_artifact", lambda c: c.execute(_INSERT, row))
+                await self._insert("put_artifact", _valid_row(envelope))
             except IntegrityError:
                 raise AlreadyExistsError("artifact", envelope.id) from None
             return envelope
         quarantine = _quarantine(candidate, issues, self._ids.new_id("quarantine"), self._clock.now())
-        quarantine_row = _quarantine_row(quarantine)
-        await self._db.write("quarantine_artifact", lambda c: c.execute(_INSERT, quarantine_row))
+        await self._insert("quarantine_artifact", _quarantine_row(quarantine))
         return quarantine
+
+    async def _insert(self, operation: str, row: dict[str, Any]) -> None:
+        """Insert an artifact row; the spool entries its JSON names are named again in the same transaction."""
+        named = spool_hashes(row["data"])
+        at = self._clock.now()
+
+        def work(connection: Connection) -> None:
+            if named:
+                connection.execute(NAME_ENTRY, named_entries(named, at))
+            connection.execute(_INSERT, row)
+
+        await self._db.write(operation, work)
 
     async def get(self, artifact_id: str) -> ArtifactEnvelope:
         """Return a valid artifact.

@@ -17,10 +17,17 @@ truncated tool result in checkpoints), or an artifact holds it. The run store re
 events and checkpoints name in ``spool_references`` as it writes them (their documents may be compressed;
 a checkpoint replaced later within its turn leaves its rows, so an entry stays referenced while the run
 exists), so only those rows and the artifacts, whose JSON is plain text, are read. After the runs,
-`prune` deletes the entries created before the cutoff that nothing references: the cutoff also spares
+`prune` deletes the entries older than the cutoff that nothing references: the cutoff also spares
 outputs spooled by a turn still in progress, whose reference is committed only at the turn's end. This
 step is one transaction, lookups and deletes together (on SQLite other writers wait for it; on PostgreSQL
 they do not).
+
+An entry's age (``created_at``) counts from the last write that stored or named it: the spool store's
+insert of equal content, and every write of the run and artifact stores naming it, move it forward in
+their own transactions (`runtime_persistence.spool.NAME_ENTRY`). The delete checks the age again, row by
+row, so a PostgreSQL writer that names an entry after the lookup either committed before the delete
+reaches the row (which is then too young) or holds the row until it commits (the delete waits, then
+finds it too young).
 """
 
 from __future__ import annotations
@@ -79,7 +86,7 @@ class PruneReport(BaseModel):
 
     Attributes:
         dry_run: Nothing was deleted: the counts say what would be.
-        cutoff: Runs last updated and spool entries created before this instant were candidates.
+        cutoff: Runs last updated, and spool entries last stored or named, before this instant were candidates.
         run_ids: The runs deleted, in the order of their trees.
         runs: Number of runs deleted.
         events: Events of those runs.
@@ -128,8 +135,8 @@ async def prune(
 
     Args:
         engine: The database (migrated with `upgrade`).
-        older_than: Age a run must have reached since its last update (and a spool entry since it was
-            created) to be deleted.
+        older_than: Age a run must have reached since its last update (and a spool entry since it was last
+            stored or named) to be deleted.
         statuses: The statuses to delete; terminal statuses only (default all of them, `TERMINAL_STATUSES`).
         dry_run: Count what would be deleted, delete nothing.
         clock: Time source of the cutoff (default the system clock).
@@ -268,8 +275,20 @@ class _Pruner:
         if self.dry_run:
             self._add("spool", len(unreferenced))
             return
-        statement = delete(_spool).where(_spool.c.content_hash.in_(bindparam("hashes", expanding=True)))
+        # Still old when the delete reaches the row: a writer naming the entry since the lookup made it younger,
+        # and on PostgreSQL a writer still in its transaction holds the row until it commits (see NAME_ENTRY).
+        still_old = (_spool.c.content_hash.in_(bindparam("hashes", expanding=True)), _spool.c.created_at < self.cutoff)
+        # PostgreSQL: the rows are locked in hash order first, the order writers lock them in, so that a writer
+        # naming several entries and the delete never wait for each other both ways (SQLite: one writer at a time).
+        lock = (
+            select(_spool.c.content_hash).where(*still_old).order_by(_spool.c.content_hash).with_for_update()
+            if connection.dialect.name == "postgresql"
+            else None
+        )
+        statement = delete(_spool).where(*still_old)
         for chunk in _chunks(unreferenced):
+            if lock is not None:
+                connection.execute(lock, {"hashes": chunk})
             self._add("spool", connection.execute(statement, {"hashes": chunk}).rowcount)
 
     def _vacuum(self) -> None:

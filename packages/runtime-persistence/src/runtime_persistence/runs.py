@@ -89,7 +89,7 @@ from runtime_persistence._encoding import (
 )
 from runtime_persistence.exceptions import DatabaseError
 from runtime_persistence.schema import metadata
-from runtime_persistence.spool import spool_hashes
+from runtime_persistence.spool import NAME_ENTRY, named_entries, spool_hashes
 
 __all__ = ["SqlRunStore"]
 
@@ -314,6 +314,7 @@ class _AppendStatements:
         dialect = postgresql if db.dialect == "postgresql" else sqlite
         self.spool_references = dialect.insert(_spool_references).on_conflict_do_nothing()
         self.insert_spool_references: Prepared = db.prepare(self.spool_references)
+        self.name_entry: Prepared = db.prepare(NAME_ENTRY)
 
 
 class SqlRunStore:
@@ -329,7 +330,8 @@ class SqlRunStore:
 
     Args:
         engine: The database.
-        clock: Time source for lease expiry (default the system clock).
+        clock: Time source for lease expiry and for the age of the spool entries a run names (default the
+            system clock).
         check_schema: Verify the schema revision on first use.
     """
 
@@ -376,6 +378,7 @@ class SqlRunStore:
             connection.execute(_INSERT_EVENTS, [event_row])
             connection.execute(_INSERT_LEASE, {"run_id": run_id, "owner": None, "token": 0, "expires_at": None})
             if spooled:
+                connection.execute(NAME_ENTRY, named_entries(spooled, self._clock.now()))
                 connection.execute(self._sql.spool_references, _spool_reference_rows(run_id, spooled))
 
         try:
@@ -475,6 +478,8 @@ class SqlRunStore:
             elif checkpoint is not None:
                 db.execute(sql.update_run_checkpoint, chain)
             if spooled:
+                # Named again: younger than any prune's cutoff that has not reached the entry yet (see NAME_ENTRY).
+                db.execute_many(sql.name_entry, named_entries(spooled, self._clock.now()))
                 db.execute_many(sql.insert_spool_references, _spool_reference_rows(run_id, spooled))
             return placed
 

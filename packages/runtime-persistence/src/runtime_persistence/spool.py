@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any, Final
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -31,6 +33,24 @@ def spool_hashes(text: str) -> list[str]:
 
 _spool = metadata.tables["spool"]
 _GET = select(_spool.c.content).where(_spool.c.content_hash == bindparam("content_hash"))
+
+NAME_ENTRY: Final = (
+    update(_spool)
+    .where(_spool.c.content_hash == bindparam("b_content_hash"), _spool.c.created_at < bindparam("b_named_at"))
+    .values(created_at=bindparam("b_named_at"))
+)
+"""Refreshes the age of an entry that a write about to commit names (for the stores of this package).
+
+Retention deletes an entry only if it is still older than its cutoff when the delete reaches its row
+(`runtime_persistence.retention`). A writer that names an old entry (a fork's snapshot, a cached tool
+result) updates the entry's row in its own transaction, before committing the reference: a concurrent
+prune either sees the reference, or waits for the row and then finds it too young to delete. The age
+only moves forward, whatever the writer's clock says."""
+
+
+def named_entries(hashes: Collection[str], at: datetime) -> list[dict[str, Any]]:
+    """The parameters of `NAME_ENTRY` for `hashes` named at `at`, in hash order (rows are locked in one order)."""
+    return [{"b_content_hash": content_hash, "b_named_at": at} for content_hash in sorted(hashes)]
 
 
 class SqlSpoolStore:
