@@ -370,6 +370,7 @@ def _spool_ages(engine: Engine) -> dict[str, Any]:
 def test_a_write_naming_an_entry_makes_it_young_again_and_never_older(engine: Engine) -> None:
     async def scenario() -> tuple[str, str, str]:
         spool = SqlSpoolStore(engine, clock=ManualClock(OLD))
+        old_spool = SqlSpoolStore(engine, clock=ManualClock(OLD - WEEK))
         old_store = SqlRunStore(engine, clock=ManualClock(OLD - WEEK))
         store = SqlRunStore(engine, clock=ManualClock(RECENT))
         artifacts = SqlArtifactStore(engine, clock=ManualClock(RECENT))
@@ -391,16 +392,18 @@ def test_a_write_naming_an_entry_makes_it_young_again_and_never_older(engine: En
                     created_at=RECENT,
                 )
             )
-            # A writer whose clock is behind the entry's age leaves it as it is.
+            # A writer whose clock is behind the entry's age leaves it as it is, and so does storing it again.
             _, old_lease = await new_run(old_store)
             await old_store.append(
                 old_lease,
                 [_draft(ToolFinishedPayload(result=spooled_result(by_old_writer, "view", call_id="call_2")), OLD)],
             )
+            await old_spool.put(b"entry run\n" * 300)
         finally:
             await artifacts.close()
             await store.close()
             await old_store.close()
+            await old_spool.close()
             await spool.close()
         return by_run, by_artifact, by_old_writer
 
@@ -412,9 +415,11 @@ def test_a_write_naming_an_entry_makes_it_young_again_and_never_older(engine: En
 def test_a_prune_racing_a_writer_that_names_old_entries_keeps_them(postgres_url: str) -> None:
     """PostgreSQL: the prune looks references up before a writer commits them, then deletes.
 
-    The writer names two old, unreferenced entries (as a fork's snapshot would) and is held in its
-    transaction by a third one that locks the second entry's row; the prune starts then, finds no reference
-    and deletes. Each must wait for the other where they meet, so that both entries survive with the
+    The writer names three entries in hash order: the first and the last old and unreferenced (as in a
+    fork's snapshot), the middle one young. A third transaction holds the middle one's row, so the writer
+    stops there, holding the first; the prune starts then, finds no reference and goes for the old two.
+    Each must wait for the other where they meet, never both ways (the last entry is stored first, so that
+    a delete in the table's order would take it before the first), and both old entries survive with the
     writer's references.
     """
     with migrated_engine(postgres_url) as engine:
@@ -422,25 +427,29 @@ def test_a_prune_racing_a_writer_that_names_old_entries_keeps_them(postgres_url:
 
 
 async def _race_prune_with_a_writer(engine: Engine) -> None:
-    spool = SqlSpoolStore(engine, clock=ManualClock(OLD))
+    contents = [f"output {n}\n".encode() * 300 for n in range(3)]
+    first, middle, last = sorted(hashlib.sha256(content).hexdigest() for content in contents)
+    by_hash = {hashlib.sha256(content).hexdigest(): content for content in contents}
+    old_spool = SqlSpoolStore(engine, clock=ManualClock(OLD))
+    young_spool = SqlSpoolStore(engine, clock=ManualClock(RECENT - timedelta(days=1)))  # older than the writer
     store = SqlRunStore(engine, clock=ManualClock(RECENT))
     try:
-        first, second = sorted([(await spool.put(f"old output {n}\n".encode() * 300)).content_hash for n in (1, 2)])
+        for spool, digest in ((old_spool, last), (old_spool, first), (young_spool, middle)):
+            await spool.put(by_hash[digest])
         run_id, lease = await new_run(store)
         named = [
             _draft(ToolFinishedPayload(result=spooled_result(digest, "view", call_id=f"call_{digest}")), RECENT)
-            for digest in (first, second)
+            for digest in (first, middle, last)
         ]
         with engine.connect() as blocker, engine.connect() as monitor:
-            # The writer names the entries in hash order: it stops at the second, holding the first.
             blocker.begin()
             spool_table = metadata.tables["spool"]
             blocker.execute(
-                select(spool_table.c.content_hash).where(spool_table.c.content_hash == second).with_for_update()
+                select(spool_table.c.content_hash).where(spool_table.c.content_hash == middle).with_for_update()
             )
             writer = asyncio.create_task(store.append(lease, named))
             await _until(lambda: _waiting(monitor) == 1 or writer.done(), "the writer to wait for the blocker")
-            assert not writer.done(), "the writer did not lock the second entry's row"
+            assert not writer.done(), "the writer did not lock the middle entry's row"
             pruner = asyncio.create_task(prune(engine, older_than=WEEK, clock=ManualClock(NOW)))
             # The prune waits for the writer's row, or (were the writer not to hold the first entry) ends.
             await _until(lambda: _waiting(monitor) == 2 or pruner.done(), "the prune to reach the entries")
@@ -449,13 +458,14 @@ async def _race_prune_with_a_writer(engine: Engine) -> None:
             report = await pruner
     finally:
         await store.close()
-        await spool.close()
+        await young_spool.close()
+        await old_spool.close()
     assert report.spool == 0
-    assert set(_spool_ages(engine)) == {first, second}
+    assert set(_spool_ages(engine)) == {first, middle, last}
     references = metadata.tables["spool_references"]
     with engine.connect() as connection:
         named_rows = connection.execute(select(references.c.content_hash, references.c.run_id)).all()
-    assert sorted(tuple(row) for row in named_rows) == [(first, run_id), (second, run_id)]
+    assert sorted(tuple(row) for row in named_rows) == [(first, run_id), (middle, run_id), (last, run_id)]
 
 
 def _waiting(monitor: Any) -> int:

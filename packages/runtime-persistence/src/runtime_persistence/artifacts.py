@@ -254,8 +254,6 @@ class SqlArtifactStore:
         at = self._clock.now()
 
         def work(connection: Connection) -> None:
-            # The row first: on PostgreSQL it locks the artifact's run (its foreign key) before any spool row,
-            # the order of the run store's appends, so that the two never wait for each other both ways.
             connection.execute(_INSERT, row)
             if named:
                 connection.execute(NAME_ENTRY, named_entries(named, at))

@@ -20,14 +20,17 @@ exists), so only those rows and the artifacts, whose JSON is plain text, are rea
 `prune` deletes the entries older than the cutoff that nothing references: the cutoff also spares
 outputs spooled by a turn still in progress, whose reference is committed only at the turn's end. This
 step is one transaction, lookups and deletes together (on SQLite other writers wait for it; on PostgreSQL
-they do not).
+only writers naming an entry it has locked do).
 
 An entry's age (``created_at``) counts from the last write that stored or named it: the spool store's
 insert of equal content, and every write of the run and artifact stores naming it, move it forward in
 their own transactions (`runtime_persistence.spool.NAME_ENTRY`). The delete checks the age again, row by
 row, so a PostgreSQL writer that names an entry after the lookup either committed before the delete
 reaches the row (which is then too young) or holds the row until it commits (the delete waits, then
-finds it too young).
+finds it too young). Candidates are locked in hash order, the order writers name entries in. An entry the
+prune locked first is deleted: a writer naming it from an old copy (a fork or cached result of a run being
+pruned) then records a reference to content that is gone. Ages come from the writers' clocks and the cutoff
+from the prune's: skew beyond `older_than` defeats the refresh.
 """
 
 from __future__ import annotations
@@ -136,7 +139,8 @@ async def prune(
     Args:
         engine: The database (migrated with `upgrade`).
         older_than: Age a run must have reached since its last update (and a spool entry since it was last
-            stored or named) to be deleted.
+            stored or named) to be deleted. Keep it well above the longest turn and the skew between the
+            writers' clocks and `clock`: a spool entry is judged by the writer's clock that last named it.
         statuses: The statuses to delete; terminal statuses only (default all of them, `TERMINAL_STATUSES`).
         dry_run: Count what would be deleted, delete nothing.
         clock: Time source of the cutoff (default the system clock).

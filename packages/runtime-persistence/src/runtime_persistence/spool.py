@@ -56,8 +56,8 @@ def named_entries(hashes: Collection[str], at: datetime) -> list[dict[str, Any]]
 class SqlSpoolStore:
     """A content-addressed `SpoolStore` on SQLite or PostgreSQL.
 
-    Equal contents are stored once: putting content that is already there writes nothing and returns the
-    same reference.
+    Equal contents are stored once: putting content that is already there only refreshes its age (see
+    `runtime_persistence.retention`) and returns the same reference.
 
     Args:
         engine: The database (an engine from `create_engine`, migrated with `upgrade`).
@@ -69,12 +69,14 @@ class SqlSpoolStore:
         self._db = Database(engine, check_schema=check_schema)
         self._clock = clock or SystemClock()
         dialect = postgresql if self._db.dialect == "postgresql" else sqlite
-        # Insert-or-ignore: concurrent writers of the same content both succeed, one row is kept.
+        # Concurrent writers of the same content both succeed, one row is kept.
         insert = dialect.insert(_spool)
-        # Storing equal content again refreshes its age: retention must not prune an entry that a turn in
-        # progress has just spooled again (its reference commits later, with the turn).
+        # Storing equal content again refreshes its age, forward only (as NAME_ENTRY): retention must not
+        # prune an entry that a turn in progress has just spooled again (its reference commits later).
         self._insert = insert.on_conflict_do_update(
-            index_elements=[_spool.c.content_hash], set_={"created_at": insert.excluded.created_at}
+            index_elements=[_spool.c.content_hash],
+            set_={"created_at": insert.excluded.created_at},
+            where=_spool.c.created_at < insert.excluded.created_at,
         )
 
     @property
