@@ -823,10 +823,16 @@ def test_pause_step_inject_and_resume() -> None:
         await events.aclose()
         assert result.ok
         assert result.turns == 3
-        recorded = types(await log(loop.store, handle.run_id))
+        events_logged = await log(loop.store, handle.run_id)
+        recorded = types(events_logged)
         assert recorded.count("run.paused") == 2
         assert recorded.count("run.resumed") == 2
         assert "message.delivered" in recorded
+        # The thought is a step of the turn it starts: it carries the turn's time, as its model request does.
+        assert [e.ts for e in events_logged] == sorted(e.ts for e in events_logged)
+        delivered = next(e for e in events_logged if e.type.value == "message.delivered")
+        requested = next(e for e in events_logged if e.type.value == "model.requested" and e.turn == delivered.turn)
+        assert delivered.ts == requested.ts
 
     asyncio.run(main())
 

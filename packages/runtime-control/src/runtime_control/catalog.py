@@ -24,7 +24,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
-from runtime_control.config_files import Positions, read_document
+from runtime_control.config_files import Positions, line_of, read_document
 from runtime_control.exceptions import CatalogError, ConfigFileError, UnknownModelError
 from runtime_core.usage import Usage
 
@@ -292,11 +292,7 @@ class _File:
 
     def line_of(self, *path: str) -> int | None:
         """Return the line of the deepest known prefix of `path`."""
-        for end in range(len(path), 0, -1):
-            line = self.lines.get(path[:end])
-            if line is not None:
-                return line
-        return None
+        return line_of(self.lines, path)
 
 
 def _parse(text: str, path: str) -> _File:

@@ -450,11 +450,8 @@ class Runtime:
         """How many scenario steps a scripted run has played (its recorded replies): where it goes on."""
         if launch.model.provider != "scripted" or "scripted" in self._providers:
             return 0
-        return sum(
-            1
-            for event in await self.store.read_events(run_id)
-            if event.type is EventType.MODEL_RESPONDED and (up_to_turn is None or event.turn <= up_to_turn)
-        )
+        replies = await self.store.read_events(run_id, types=(EventType.MODEL_RESPONDED,))
+        return sum(1 for event in replies if up_to_turn is None or event.turn <= up_to_turn)
 
     def _track(self, handle: RunHandle) -> RunHandle:
         self._handles = {run_id: live for run_id, live in self._handles.items() if not live.done}

@@ -8,6 +8,7 @@ Every append is one transaction, on SQLite and PostgreSQL alike:
 2. check the checkpoint against the chain (the run row remembers the newest checkpoint's turn and parent);
 3. insert the events at the next dense ``seq`` values (one ``executemany``), insert the checkpoint row
    or replace the same turn's row, and update the run row (projection, ``last_seq``, newest checkpoint);
+   refresh the age of the spool entries the documents name and record them in ``spool_references``;
 4. commit: one fsync'd commit per append.
 
 A refused append raises before anything is written and rolls back; nothing of it is visible to anyone.
@@ -184,6 +185,8 @@ _GET_RUN = select(_runs.c.data).where(_runs.c.id == bindparam("run_id"))
 _RUN_EXISTS = select(_runs.c.id).where(_runs.c.id == bindparam("run_id"))
 _MAX_RUNS = 1024
 """Runs whose parsed projection and message index a store keeps (the cache starts over when full)."""
+_MAX_TYPE_FILTERS = 64
+"""Statements a store keeps compiled for reading events of a set of types (they are compiled again when full)."""
 _EXPLICIT_IDS = select(_events.c.id).where(_events.c.id.in_(bindparam("ids", expanding=True)))
 _IMPLICIT_PLACES = select(_events.c.run_id, _events.c.seq).where(
     tuple_(_events.c.run_id, _events.c.seq).in_(bindparam("places", expanding=True)), _events.c.id.is_(None)
@@ -288,9 +291,6 @@ class _ReadStatements:
                 self._events_of.clear()  # a caller with ever new sets of types compiles again, no more
             prepared = self._events_of[key] = self._db.prepare(_limited(statement) if limited else statement)
         return prepared
-
-
-_MAX_TYPE_FILTERS = 64
 
 
 def _limited(statement: Any) -> Any:

@@ -500,7 +500,7 @@ class Driver:
         else:
             self._set_status(AgentStatus.THINKING)
         for thought in self._control.take_thoughts():
-            self._inject(thought)
+            self._inject(thought, now)
         try:
             response = await self._ask_model(recovery, deadline, now)
         except _OverBudget:
@@ -515,7 +515,8 @@ class Driver:
             )
         return await self._handle(response, deadline)
 
-    def _inject(self, thought: str) -> None:
+    def _inject(self, thought: str, now: datetime) -> None:
+        """Deliver an operator's thought as a step of the turn starting at `now` (its time, as its other events)."""
         envelope = MessageEnvelope(
             id=self._config.ids.new_id("msg"),
             sender="operator",
@@ -523,9 +524,9 @@ class Driver:
             kind=MessageKind.EVENT,
             topic="thought",
             payload=thought,
-            timestamp=self._config.clock.now(),
+            timestamp=now,
         )
-        self._recorder.add(MessageDeliveredPayload(envelope=envelope), turn=self._turn_number)
+        self._recorder.add(MessageDeliveredPayload(envelope=envelope), turn=self._turn_number, ts=now)
         self._add_message(UserMessage(content=thought))
 
     def _add_message(self, message: Message) -> None:
@@ -963,7 +964,7 @@ class Driver:
     def _variables(self) -> dict[str, JsonValue]:
         if not self._sticky:
             return {}
-        sticky: list[JsonValue] = [name for name in sorted(self._sticky)]
+        sticky: list[JsonValue] = list(sorted(self._sticky))
         return {_STICKY: sticky}
 
     def _checkpoint(self, status: CheckpointStatus, now: datetime) -> Checkpoint:

@@ -161,7 +161,7 @@ _APPROVAL_TYPES = frozenset({EventType.APPROVAL_REQUESTED, EventType.APPROVAL_RE
 DECISION_TYPES: frozenset[EventType] = frozenset(EventType(cls.model_fields["type"].default) for cls in _DECISIONS)
 """The event types that record decisions (what `decisions` reads of a log)."""
 REPLAYED_TYPES: frozenset[EventType] = frozenset(
-    {EventType.RUN_CREATED, EventType.MODEL_RESPONDED, *DECISION_TYPES, *_OUTCOME_TYPES, *_APPROVAL_TYPES}
+    {EventType.RUN_CREATED, EventType.MODEL_RESPONDED, *DECISION_TYPES}  # outcomes and approvals are decisions
 )
 """The event types a replay reads of the log it replays: the run's start, the model's replies, the tools'
 outcomes, the approval answers and the decisions to compare (most of a log is none of these)."""
