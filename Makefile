@@ -73,11 +73,28 @@ check-planes: $(INSTALL_STAMP) ## Install each built wheel alone in a fresh venv
 	$(UV) run --frozen python scripts/check_planes.py
 
 .PHONY: build
-build: $(INSTALL_STAMP) ## Build the wheels and sdists of all six packages into dist/ (cleaned first)
+build: $(INSTALL_STAMP) ## Build the release: sdists and wheels of all six packages into dist/ (cleaned first), runtime-execution's compiled with mypyc
 	rm -rf dist
-	$(UV) build --all-packages -o dist/
+	AGENT_RUNTIME_MYPYC=1 $(UV) build --all-packages -o dist/
+
+# The benchmarks measure what a user installs: the release wheels, not the editable workspace sources.
+BENCH_VENV := .venv-bench
+BENCH_WHEELS := build/bench-wheels
+
+.PHONY: bench-env
+bench-env: $(INSTALL_STAMP) ## Make .venv-bench for bench/: the release wheels (agent loop compiled with mypyc) and the peers of the bench group
+	rm -rf $(BENCH_WHEELS)
+	AGENT_RUNTIME_MYPYC=1 $(UV) build --all-packages --wheel -o $(BENCH_WHEELS)
+	UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --frozen --exact --all-packages --all-extras --group bench --no-install-workspace
+	$(UV) pip install --python $(BENCH_VENV)/bin/python --no-deps $(BENCH_WHEELS)/*.whl
+
+.PHONY: bench
+bench: bench-env ## Run every benchmark of bench/ on .venv-bench and print its table (several minutes)
+	$(BENCH_VENV)/bin/python bench/loop_inmemory.py
+	$(BENCH_VENV)/bin/python bench/durable_turn.py
+	$(BENCH_VENV)/bin/python bench/policy.py
 
 .PHONY: clean
 clean: ## Remove build output and tool caches (keeps .venv and the hypothesis example database)
-	rm -rf dist build .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage htmlcov
+	rm -rf dist build $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage htmlcov
 	find . -path ./.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: the no-network guard, versions and ratios for their reports.
+"""What the benchmark scripts share: the no-network guard, versions, ratios and the build of ours measured.
 
 The scripts import it as ``from _common import ...``: run as ``python bench/<script>.py``, the script's own
 directory is the first entry of ``sys.path``.
@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import importlib.metadata
 import socket
+import sys
 from typing import Any
 
-__all__ = ["NETWORK_ATTEMPTS", "NetworkBlockedError", "block_network", "ratio", "version"]
+__all__ = [
+    "NETWORK_ATTEMPTS",
+    "NetworkBlockedError",
+    "block_network",
+    "compiled_modules",
+    "describe_build",
+    "ratio",
+    "version",
+]
 
 NETWORK_ATTEMPTS: list[str] = []
 """What the guard refused, in order (a benchmark reports how many)."""
@@ -67,3 +76,25 @@ def version(dist: str) -> str | None:
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
     """``numerator / denominator``, or ``None`` when either was not measured (or the denominator is 0)."""
     return None if numerator is None or not denominator else numerator / denominator
+
+
+def compiled_modules() -> list[str]:
+    """The modules of our packages imported so far that run as compiled extensions (mypyc).
+
+    Empty when ours runs as pure Python, as in the editable workspace venv; ``make bench-env`` builds the
+    environment with the release build (see bench/README.md).
+    """
+    return sorted(
+        name
+        for name, module in list(sys.modules.items())
+        if name.startswith("runtime_")
+        and not name.endswith("__mypyc")  # the library holding the compiled code, not a module of ours
+        and str(getattr(module, "__file__", "")).endswith((".so", ".pyd"))
+    )
+
+
+def describe_build(compiled: list[str]) -> str:
+    """One line saying which build of ours a benchmark measured."""
+    if not compiled:
+        return "ours: pure Python (the release build compiles the agent loop: `make bench-env`)"
+    return f"ours: release build, {len(compiled)} modules compiled with mypyc ({', '.join(compiled)})"

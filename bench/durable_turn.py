@@ -2,7 +2,10 @@
 
 Run (from the workspace root)::
 
-    uv run --group bench python bench/durable_turn.py [--turns 500] [--runs 5] [--json] [--check] [--no-postgres]
+    make bench-env   # once, and after changing the sources: .venv-bench holds the release build
+    .venv-bench/bin/python bench/durable_turn.py [--turns 500] [--runs 5] [--json] [--check] [--no-postgres]
+
+The JSON field ``ours_compiled_modules`` (and the table's second line) says which build of ours ran.
 
 The work (the same in both frameworks): a scripted model that answers instantly from replies built
 before the clock starts. On turns 1..N (N = ``--turns``, 500) it replies with ~1 KB of text and one call
@@ -101,7 +104,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import NETWORK_ATTEMPTS, block_network, ratio, version
+from _common import NETWORK_ATTEMPTS, block_network, compiled_modules, describe_build, ratio, version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -828,6 +831,7 @@ def report(results: Results, turns: int, runs: int, *, gc_freeze: bool = True) -
         },
         "notes": results.notes,
         "network_attempts": len(NETWORK_ATTEMPTS),
+        "ours_compiled_modules": compiled_modules(),
         "versions": {
             "python": platform.python_version(),
             "platform": platform.platform(),
@@ -857,6 +861,7 @@ def print_human(result: dict[str, Any]) -> None:
         f"durable_turn: {result['turns']} turns of model + tool, {result['message_bytes']} B messages, median of "
         f"{result['runs']} runs; python {result['versions']['python']}, sqlite {result['sqlite']['version']}"
     )
+    print(describe_build(result["ours_compiled_modules"]))
     header = f"{'variant':<25} {'us turns 1-50':>14} {f'us turns {last[0]}-{last[1]}':>17} {'ms/run':>9} {'bytes':>13}"
     print(header)
     for name, label in _LABELS.items():

@@ -2,7 +2,10 @@
 
 Run (from the workspace root)::
 
-    uv run --group bench python bench/loop_inmemory.py [--turns 50] [--runs 5] [--json] [--check]
+    make bench-env   # once, and after changing the sources: .venv-bench holds the release build
+    .venv-bench/bin/python bench/loop_inmemory.py [--turns 50] [--runs 5] [--json] [--check]
+
+The JSON field ``ours_compiled_modules`` (and the table's second line) says which build of ours ran.
 
 Each framework runs the same agent: a model that answers instantly from prebuilt responses asks for one
 call of a trivial async tool ``echo(text) -> text`` on turns 1..N-1 and finishes on turn N (ours: a
@@ -60,7 +63,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from _common import NETWORK_ATTEMPTS, block_network, ratio, version
+from _common import NETWORK_ATTEMPTS, block_network, compiled_modules, describe_build, ratio, version
 
 TARGET_US_PER_TURN = 100.0
 TARGET_RATIO_VS_PYDANTIC_AI = 30.0
@@ -528,6 +531,7 @@ def report(
         },
         "errors": errors,
         "network_attempts": len(NETWORK_ATTEMPTS),
+        "ours_compiled_modules": compiled_modules(),
         "versions": {
             "python": platform.python_version(),
             "platform": platform.platform(),
@@ -547,6 +551,7 @@ def print_human(result: dict[str, Any]) -> None:
         f"loop_inmemory: {result['turns']} turns, median of {result['runs']} runs, python {versions['python']}, "
         f"gc {'frozen after warm-up' if result['gc_frozen'] else 'not frozen'}"
     )
+    print(describe_build(result["ours_compiled_modules"]))
     print(f"{'framework':<15} {'version':<10} {'us/turn':>9} {'flatness':>9}  first/last 10 turns (us)")
     for name in FRAMEWORKS:
         edges = result["first_last_10_turn_us"].get(name)

@@ -3,7 +3,10 @@
 DESIGN §2 requires that every distribution "installs and imports alone with only its declared
 dependencies". This script proves it, without trusting the developer's workspace environment:
 
-1. Build every wheel of the workspace into a temporary directory (``uv build --all-packages --wheel``).
+1. Build every wheel of the workspace into a temporary directory (``uv build --all-packages --wheel``)
+   the way a release is built: with ``AGENT_RUNTIME_MYPYC=1``, so a distribution whose build hook lists
+   modules to compile (``[tool.hatch.build.targets.wheel.hooks.custom] modules``) ships them as mypyc C
+   extensions. Its wheel must be platform-specific and hold an extension for every listed module.
 2. For each distribution, in dependency order: create a fresh virtual environment, install only that
    wheel (siblings resolve from the freshly built wheels through ``--find-links``, third-party packages
    from the index), then, inside that environment:
@@ -17,10 +20,12 @@ dependencies". This script proves it, without trusting the developer's workspace
      ``==`` pins on the shared version, no markers), that the environment holds no other sibling, and
      that every installed sibling is byte-for-byte the wheel just built (not a stale cache entry or a
      same-named package from the index).
-3. Unless ``--skip-tests``: run the plane's own tests (``tests/<plane>``) with
-   ``uv run --frozen --exact --package <dist> --all-extras --group dev`` in a separate project
-   environment, so that only that package, its dependencies and extras, and the dev tools are
-   importable. A plane without test files yet is reported as such and is not a failure.
+3. Unless ``--skip-tests``: run the plane's own tests (``tests/<plane>``) against the wheels just built
+   (compiled modules included), in a project environment of its own: ``uv sync --frozen --exact
+   --package <dist> --all-extras --group dev --no-install-workspace`` installs the third-party
+   dependencies, extras and dev tools, then the wheels of the plane and of the siblings it depends on
+   are installed, so that nothing else of the workspace is importable. A plane without test files yet
+   is reported as such and is not a failure.
 
 Usage::
 
@@ -73,6 +78,11 @@ _OUTPUT_TAIL = 200  # lines of a failing command's output worth showing in a CI 
 _REQUIREMENT = re.compile(
     r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(?P<spec>[^;]*?)\s*(?:;\s*(?P<marker>.*))?$"
 )
+
+# Set for the build: the wheels are built as a release builds them, with the modules each distribution's
+# build hook lists compiled by mypyc (see packages/runtime-execution/hatch_build.py).
+COMPILE_VARIABLE = "AGENT_RUNTIME_MYPYC"
+_EXTENSION = re.compile(r"^(?P<module>.+?)\.[^./]+\.(?:so|pyd)$")  # runtime_x/m.cpython-311-x86_64-linux-gnu.so
 
 _EXTRA_ONLY = re.compile(r"""^extra\s*==\s*["'][A-Za-z0-9._-]+["']$""")
 
@@ -396,7 +406,7 @@ def check_plane(runner: Runner, dist: str, wheels: Mapping[str, Path], tmp: Path
             result.steps.setdefault(step, StepResult(_SKIP, detail="not installed"))
 
     if run_tests:
-        run_plane_tests(runner, result, tmp)
+        run_plane_tests(runner, result, wheels, tmp)
     else:
         report_step(result, "tests", StepResult(_SKIP, detail="--skip-tests"))
     return result
@@ -441,37 +451,40 @@ def probe_plane(runner: Runner, result: PlaneResult, python: Path, wheels: Mappi
     report_step(result, "origin", StepResult(status(not problems), detail=detail), "\n".join(problems))
 
 
-def run_plane_tests(runner: Runner, result: PlaneResult, tmp: Path) -> None:
-    """Run ``tests/<plane>`` in an exact environment: the plane, its dependencies and extras, and dev tools."""
+def run_plane_tests(runner: Runner, result: PlaneResult, wheels: Mapping[str, Path], tmp: Path) -> None:
+    """Run ``tests/<plane>`` on the built wheels: the plane, its siblings, extras and dev tools, nothing else."""
     plane = plane_of(result.dist)
     files = plane_test_files(plane)
     if not files:
         report_step(result, "tests", StepResult(_SKIP, detail=f"no test files in tests/{plane}/ yet"))
         return
     # A project environment of its own: `--exact` would otherwise strip the developer's .venv.
-    tested = runner.uv_run(
-        "run",
-        "--frozen",
-        "--exact",
-        "--package",
-        result.dist,
-        "--all-extras",
-        "--group",
-        "dev",
-        "pytest",
-        f"tests/{plane}",
-        env={"UV_PROJECT_ENVIRONMENT": str(tmp / f"env-{result.dist}")},
+    environment = tmp / f"env-{result.dist}"
+    python = environment / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    synced = runner.uv_run(
+        *("sync", "--frozen", "--exact", "--package", result.dist, "--all-extras", "--group", "dev"),
+        "--no-install-workspace",  # the workspace's packages come from the wheels below, not its sources
+        env={"UV_PROJECT_ENVIRONMENT": str(environment)},
     )
-    summary = tested.output.rstrip().splitlines()[-1].strip("= ") if tested.output.strip() else ""
-    detail = f"{len(files)} file(s): {summary}"
-    report_step(result, "tests", StepResult(status(tested.ok), tested.seconds, detail), tested.output)
+    steps = [synced]
+    if synced.ok:
+        built = [str(wheels[dist]) for dist in sorted(closure(result.dist))]
+        steps.append(runner.uv_run("pip", "install", "--python", str(python), "--no-deps", *built))
+    if steps[-1].ok:
+        steps.append(runner.run([str(python), "-m", "pytest", f"tests/{plane}"]))
+    last = steps[-1]
+    summary = last.output.rstrip().splitlines()[-1].strip("= ") if last.output.strip() else ""
+    detail = f"{len(files)} file(s) on the built wheels: {summary}"
+    outcome = StepResult(status(last.ok), sum(step.seconds for step in steps), detail)
+    report_step(result, "tests", outcome, "\n".join(step.output for step in steps))
 
 
 def build_wheels(runner: Runner, out: Path) -> dict[str, Path] | None:
     """Build every workspace wheel into ``out``; return the wheel of each distribution, or None on failure."""
-    built = runner.uv_run("build", "--all-packages", "--wheel", "-o", str(out))
+    built = runner.uv_run("build", "--all-packages", "--wheel", "-o", str(out), env={COMPILE_VARIABLE: "1"})
     wheels: dict[str, Path] = {}
     problems: list[str] = []
+    notes: list[str] = []
     if built.ok:
         for dist in ALLOWED:
             found = sorted(out.glob(f"{import_name(dist)}-*.whl"))
@@ -479,12 +492,41 @@ def build_wheels(runner: Runner, out: Path) -> dict[str, Path] | None:
                 wheels[dist] = found[0]
             else:
                 problems.append(f"expected one wheel for {dist}, found {len(found)}")
+        for dist, wheel in wheels.items():
+            if modules := compiled_modules(dist):
+                problems += check_compiled(wheel, modules)
+                notes.append(f"{plane_of(dist)}: {len(modules)} modules compiled")
     ok = built.ok and not problems
-    print(f"  {'all':<12} {'build':<9} {status(ok):<5} {built.seconds:6.2f}s  {len(wheels)} wheels in {out}")
+    detail = "; ".join([f"{len(wheels)} wheels in {out}", *notes])
+    print(f"  {'all':<12} {'build':<9} {status(ok):<5} {built.seconds:6.2f}s  {detail}")
     if not ok:
         print(indent(tail("\n".join([built.output, *problems]))))
         return None
     return wheels
+
+
+def compiled_modules(dist: str) -> list[str]:
+    """Return the modules a distribution's build hook compiles (``runtime_x.loop._driver``), if any."""
+    directory = ROOT / "packages" / dist
+    with (directory / "pyproject.toml").open("rb") as handle:
+        hooks = tomllib.load(handle).get("tool", {}).get("hatch", {}).get("build", {}).get("targets", {})
+    patterns = hooks.get("wheel", {}).get("hooks", {}).get("custom", {}).get("modules", [])
+    sources = sorted({path for pattern in patterns for path in directory.glob(pattern)})
+    return [".".join(path.relative_to(directory / "src").with_suffix("").parts) for path in sources]
+
+
+def check_compiled(wheel: Path, modules: Sequence[str]) -> list[str]:
+    """Return what is wrong with a wheel that must ship `modules` compiled: its tag, or a missing extension."""
+    problems: list[str] = []
+    if wheel.name.endswith("-none-any.whl"):
+        problems.append(f"{wheel.name} is a pure-Python wheel: {COMPILE_VARIABLE}=1 compiled nothing")
+    with zipfile.ZipFile(wheel) as archive:
+        extensions = {
+            m.group("module").replace("/", ".") for name in archive.namelist() if (m := _EXTENSION.match(name))
+        }
+    if missing := [module for module in modules if module not in extensions]:
+        problems.append(f"{wheel.name} has no compiled extension for {', '.join(missing)}")
+    return problems
 
 
 def workspace_members() -> set[str]:

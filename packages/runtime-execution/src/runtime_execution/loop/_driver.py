@@ -775,8 +775,9 @@ class Driver:
             return self._apply_resolution(item, answered.resolution())
         now = self._config.clock.now()
         timeout = self._config.approval_timeout
+        approval_id = self._approval_ids.pop(item.call.id, None) or self._config.ids.new_id("apr")
         approval = Approval(
-            id=self._approval_ids.pop(item.call.id, None) or self._config.ids.new_id("apr"),
+            id=approval_id,
             run_id=self._run.id,
             tool_call=item.call,
             reason=item.decision.reason or f"{item.call.name} needs approval",
