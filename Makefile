@@ -95,6 +95,6 @@ bench: bench-env ## Run every benchmark of bench/ on .venv-bench and print its t
 	$(BENCH_VENV)/bin/python bench/policy.py
 
 .PHONY: clean
-clean: ## Remove build output and tool caches (keeps .venv and the hypothesis example database)
+clean: ## Remove build output, .venv-bench and tool caches (keeps .venv and the hypothesis example database)
 	rm -rf dist build $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage htmlcov
 	find . -path ./.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

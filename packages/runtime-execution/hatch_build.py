@@ -57,6 +57,8 @@ def compile_requested() -> bool:
 class MypycBuildHook(BuildHookInterface):
     """Compile ``modules`` with mypyc into the wheel when ``AGENT_RUNTIME_MYPYC=1``."""
 
+    _work: Path | None = None  # the temporary build directory, from `initialize` until `finalize`
+
     def dependencies(self) -> list[str]:
         """The compiler and the package's own dependencies, for a compiled wheel only."""
         if self.target_name != "wheel" or not compile_requested():
@@ -88,9 +90,8 @@ class MypycBuildHook(BuildHookInterface):
         self._remove_work()
 
     def _remove_work(self) -> None:
-        work: Path | None = getattr(self, "_work", None)
-        if work is not None:
-            shutil.rmtree(work, ignore_errors=True)
+        if self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
             self._work = None
 
     def _sources(self) -> list[Path]:
