@@ -45,7 +45,7 @@ from runtime_persistence import (
     SqlRunStore,
     create_engine,
 )
-from runtime_persistence._encoding import COMPRESS_FROM, omits_defaults, sqlite_timestamp
+from runtime_persistence._encoding import COMPRESS_FROM, omits_defaults, pack, sqlite_timestamp, unpack
 from tests.persistence.support import T0, draft, new_run, spooled_result, with_store
 
 # ~2 KB of words: compressed when stored (a tool result or reply of a real run is like it).
@@ -111,6 +111,17 @@ def test_events_keep_their_envelope_in_columns_and_large_payloads_compressed(eng
     assert document["message"]["content"] == f"reply 1: {_PAGE}"
     assert result_zlib is not None
     assert json.loads(finished_data) == {"tool_calls": 1}, "small payloads stay JSON text, without defaults"
+
+
+@pytest.mark.parametrize("level", [1, 6, 9])
+def test_documents_compressed_by_any_zlib_read_back(level: int) -> None:
+    # Rows written before the store compressed with ISA-L (and by migration 0003) hold zlib's own streams.
+    document = json.dumps({"content": f"reply 1: {_PAGE}"})
+    assert unpack(None, zlib.compress(document.encode(), level)) == document.encode()
+    data, packed = pack(document)
+    assert data is None
+    assert packed is not None
+    assert zlib.decompress(packed) == document.encode(), "what the store writes, any zlib reads"
 
 
 def test_documents_naming_spooled_content_are_compressed_and_their_entries_recorded(engine: Engine) -> None:

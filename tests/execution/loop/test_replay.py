@@ -13,7 +13,8 @@ from runtime_core.function_tools import tool
 from runtime_core.memory import InMemoryRunStore
 from runtime_core.policy import PolicyAction, PolicyContext, PolicyDecision, PolicyOutcome
 from runtime_core.tools import ToolCall, ToolEffect, ToolSpec
-from runtime_execution import AgentLoop, LocalToolRegistry, ScriptedProvider, builtin_tools
+from runtime_execution import AgentLoop, LocalToolRegistry, ScriptedProvider, builtin_tools, decisions
+from runtime_execution.loop.replay import compare_decisions
 from tests.execution.loop._support import agent, call, calls, done
 
 SCRIPT = {
@@ -127,6 +128,27 @@ def test_a_changed_script_shows_the_first_divergent_tool_call(recorded: Any) -> 
     assert report.divergence.actual is not None
     assert "'two'" in report.divergence.actual
     assert effects == ["one"]
+
+
+def test_compare_decisions_names_where_one_log_stops_before_the_other(recorded: Any) -> None:
+    store, run_id, _, _ = recorded
+    log = list(asyncio.run(store.read_events(run_id)))
+    count = len(decisions(log))
+    last = max(index for index, event in enumerate(log) if event.type.value == "tool.called")
+
+    assert compare_decisions(log, log) == (count, None)
+    for recorded_log, replayed_log in ((log, log[:last]), (log[:last], log)):
+        shorter = decisions(log[:last])
+        total, divergence = compare_decisions(recorded_log, replayed_log)
+        assert total == len(decisions(recorded_log))
+        assert divergence is not None
+        assert divergence.index == len(shorter)  # the first decision only one side made
+        assert divergence.turn == log[last].turn
+        missing_on_replay = replayed_log is not log
+        assert (divergence.expected is not None) is missing_on_replay
+        assert (divergence.actual is not None) is not missing_on_replay
+        assert divergence.seq == (log[last].seq if missing_on_replay else None)
+        assert "tool.called" in (divergence.expected or divergence.actual or "")
 
 
 def test_forks_are_replayed_through_their_origin(recorded: Any) -> None:

@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import types
 import typing
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Final, Union
 
+from isal import isal_zlib
 from pydantic import BaseModel
 
 from runtime_core.checkpoints import Checkpoint, CheckpointSnapshot, CheckpointState, TurnDelta
@@ -78,11 +78,9 @@ __all__ = [
 
 COMPRESS_FROM: Final = 512
 """Documents of at least this many characters are compressed when that pays."""
-_LEVEL: Final = 1  # the fastest level: ~6 µs for a 1 KB text, within 10% of level 6's size
-# A 16 KiB window holds a whole truncated tool output; with memLevel 6, deflate's state stays under glibc's
-# mmap threshold (the default state, 256 KiB, costs ~30 µs in mmap and page faults on every call).
-_WINDOW_BITS: Final = 14
-_MEMORY_LEVEL: Final = 6
+# ISA-L's level 1 (`isal_zlib`: the zlib format, so any zlib reads the column): for a 1 KB text it is ~3x
+# faster than zlib's fastest level at the same size, and decompresses ~1.4x faster.
+_LEVEL: Final = 1
 
 MESSAGE_EVENT_TYPES: Final = (EventType.MODEL_RESPONDED, EventType.TOOL_FINISHED, EventType.TOOL_FAILED)
 """The events that carry a conversation message (`message_of`), which checkpoints may reference."""
@@ -93,8 +91,7 @@ def pack(document: str) -> tuple[str | None, bytes | None]:
     if len(document) < COMPRESS_FROM:
         return document, None
     raw = document.encode()
-    compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, _WINDOW_BITS, _MEMORY_LEVEL)
-    packed = compressor.compress(raw) + compressor.flush()
+    packed = isal_zlib.compress(raw, _LEVEL)
     if len(packed) > len(raw) - len(raw) // 8:
         return document, None
     return None, packed
@@ -105,7 +102,7 @@ def unpack(data: str | None, data_zlib: bytes | None) -> str | bytes:
     if data is not None:
         return data
     assert data_zlib is not None  # a row holds its document in one of the two columns
-    return zlib.decompress(data_zlib)
+    return isal_zlib.decompress(data_zlib)
 
 
 # -- payloads -------------------------------------------------------------------------------------------

@@ -52,8 +52,7 @@ from runtime_execution.loop.replay import (
     ReplayedApprovals,
     ReplayedTool,
     ReplayReport,
-    decisions,
-    first_divergence,
+    compare_decisions,
     recorded_outcomes,
 )
 from runtime_execution.loop.scheduling import ResourceResolver, default_resources
@@ -641,14 +640,13 @@ class AgentLoop:
             snapshot_every=self._config.snapshot_every,
         )
         result = await scratch.run(agent, created.task, metadata=created.metadata)
-        expected = decisions(events)
-        actual = decisions(await scratch.store.read_events(result.run_id, types=DECISION_TYPES))
-        divergence = first_divergence(expected, actual)
+        replayed_log = await scratch.store.read_events(result.run_id, types=DECISION_TYPES)
+        count, divergence = compare_decisions(events, replayed_log)
         return ReplayReport(
             run_id=run_id,
             replay_run_id=result.run_id,
             identical=divergence is None,
-            decisions=len(expected),
+            decisions=count,
             divergence=divergence,
         )
 

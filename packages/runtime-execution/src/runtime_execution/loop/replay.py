@@ -40,27 +40,19 @@ __all__ = [
     "Divergence",
     "ReplayReport",
     "ResumeRepeats",
+    "compare_decisions",
     "decisions",
-    "first_divergence",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """One decision of a run, as replay compares it: what happened, without timestamps or ids.
-
-    Made of a recorded event's validated parts (a plain dataclass: replay makes one per decision of both
-    logs, and validating them again would cost more than reading the event).
-    """
+    """One decision of a run, as replay compares it: what happened, without timestamps or ids."""
 
     turn: int
     kind: str
     detail: dict[str, JsonValue]
     seq: int | None = None
-
-    def same_as(self, other: Decision) -> bool:
-        """Whether two decisions are the same (their ``seq`` may differ)."""
-        return (self.turn, self.kind, self.detail) == (other.turn, other.kind, other.detail)
 
     def describe(self) -> str:
         """A one-line rendering for reports."""
@@ -193,36 +185,59 @@ class ResumeRepeats:
         return False
 
 
-def decisions(events: Sequence[Event]) -> list[Decision]:
-    """The decisions recorded in a run log, in order, without a resumed turn's repeats (`ResumeRepeats`)."""
+_Step = tuple[int, str, dict[str, JsonValue], int]
+"""A decision as `compare_decisions` reads it: ``(turn, kind, detail, seq)``. A tuple, not a `Decision`:
+replay reads one per decision of both logs (three a turn), and a `Decision` is made only for a report."""
+
+
+def _steps(events: Sequence[Event]) -> list[_Step]:
+    """The decisions recorded in `events`, in order, without a resumed turn's repeats (`ResumeRepeats`)."""
     repeats = ResumeRepeats()
-    found: list[Decision] = []
+    steps: list[_Step] = []
     for event in events:
         extract = _DECISIONS.get(type(event.payload))
         if extract is None or repeats.is_repeat(event):
             continue
-        decision = extract(event.payload)
-        if decision is not None:
-            found.append(Decision(turn=event.turn, kind=decision[0], detail=decision[1], seq=event.seq))
-    return found
+        found = extract(event.payload)
+        if found is not None:
+            steps.append((event.turn, found[0], found[1], event.seq))
+    return steps
 
 
-def first_divergence(expected: Sequence[Decision], actual: Sequence[Decision]) -> Divergence | None:
-    """The first place two decision sequences differ, or ``None`` when they are the same."""
-    for index in range(max(len(expected), len(actual))):
-        left = expected[index] if index < len(expected) else None
-        right = actual[index] if index < len(actual) else None
-        if left is not None and right is not None and left.same_as(right):
-            continue
-        turn = (left or right).turn if (left or right) is not None else 0  # type: ignore[union-attr]
-        return Divergence(
-            index=index,
-            seq=left.seq if left is not None else None,
-            turn=turn,
-            expected=left.describe() if left is not None else None,
-            actual=right.describe() if right is not None else None,
-        )
-    return None
+def decisions(events: Sequence[Event]) -> list[Decision]:
+    """The decisions recorded in a run log, in order, without a resumed turn's repeats (`ResumeRepeats`)."""
+    return [Decision(turn=turn, kind=kind, detail=detail, seq=seq) for turn, kind, detail, seq in _steps(events)]
+
+
+def compare_decisions(recorded: Sequence[Event], replayed: Sequence[Event]) -> tuple[int, Divergence | None]:
+    """The number of decisions `recorded` holds, and where `replayed`'s first differ (``None`` if nowhere).
+
+    Two decisions are the same when their turn, kind and detail are; the ``seq`` reported is the recorded
+    decision's.
+    """
+    expected, actual = _steps(recorded), _steps(replayed)
+    for index, (left, right) in enumerate(zip(expected, actual, strict=False)):  # the lengths are compared after
+        if left[0] != right[0] or left[1] != right[1] or left[2] != right[2]:
+            return len(expected), _divergence(index, left, right)
+    if len(expected) == len(actual):
+        return len(expected), None
+    index = min(len(expected), len(actual))  # one log goes on where the other ended
+    left_over = expected[index] if index < len(expected) else None
+    return len(expected), _divergence(index, left_over, actual[index] if left_over is None else None)
+
+
+def _divergence(index: int, expected: _Step | None, actual: _Step | None) -> Divergence:
+    left = None if expected is None else Decision(*expected)
+    right = None if actual is None else Decision(*actual)
+    shown = left or right
+    assert shown is not None  # a divergence has a decision on at least one side
+    return Divergence(
+        index=index,
+        seq=None if left is None else left.seq,
+        turn=shown.turn,
+        expected=None if left is None else left.describe(),
+        actual=None if right is None else right.describe(),
+    )
 
 
 class ReplayedTool:
