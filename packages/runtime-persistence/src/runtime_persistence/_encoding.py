@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Final, Union
 
@@ -67,7 +67,7 @@ __all__ = [
     "omits_defaults",
     "pack",
     "payload_document",
-    "read_event",
+    "decode_events",
     "read_payload",
     "resolve_messages",
     "sqlite_timestamp",
@@ -202,20 +202,28 @@ def event_columns(event: Event, spooled: set[str]) -> dict[str, Any]:
     }
 
 
-def read_event(run_id: str, row: Sequence[Any], timestamp: Callable[[Any], datetime]) -> Event:
-    """Rebuild an event of `run_id` from its row's `EVENT_COLUMNS` (`timestamp` makes ``ts`` aware UTC)."""
-    seq, event_id, event_type, turn, stored_ts, offset, agent_id, tool_call_id, v, data, data_zlib = row
-    ts = timestamp(stored_ts)
-    if offset is not None:
-        ts = ts.astimezone(timezone(timedelta(seconds=offset)))
-    payload = read_payload(event_type, unpack(data, data_zlib))
-    # The row was validated when it was written: the event is rebuilt as the loop builds the ones it records.
-    event = Event.recorded(
-        payload, run_id=run_id, seq=seq, ts=ts, agent_id=agent_id, turn=turn, tool_call_id=tool_call_id
-    )
-    if event_id is not None or v != 1:
-        event = event.model_copy(update={"id": event_id or event.id, "v": v})
-    return event
+def decode_events(run_id: str, rows: Iterable[Sequence[Any]], timestamp: Callable[[Any], datetime]) -> list[Event]:
+    """Rebuild events of `run_id` from their rows' `EVENT_COLUMNS` (`timestamp` makes ``ts`` aware UTC).
+
+    The rows were validated when they were written: each event is rebuilt as the loop builds the ones it
+    records (`Event.recorded`), and only its payload is validated. The events of one step share their time,
+    which is converted once.
+    """
+    events: list[Event] = []
+    stored_before: Any = None
+    utc = datetime.min
+    for seq, event_id, event_type, turn, stored_ts, offset, agent_id, tool_call_id, v, data, data_zlib in rows:
+        if stored_ts != stored_before:
+            stored_before, utc = stored_ts, timestamp(stored_ts)
+        ts = utc if offset is None else utc.astimezone(timezone(timedelta(seconds=offset)))
+        payload = read_payload(event_type, unpack(data, data_zlib))
+        event = Event.recorded(
+            payload, run_id=run_id, seq=seq, ts=ts, agent_id=agent_id, turn=turn, tool_call_id=tool_call_id
+        )
+        if event_id is not None or v != 1:
+            event = event.model_copy(update={"id": event_id or event.id, "v": v})
+        events.append(event)
+    return events
 
 
 def sqlite_timestamp(value: str) -> datetime:
@@ -230,7 +238,7 @@ def sqlite_timestamp(value: str) -> datetime:
 EVENT_COLUMNS: Final = (
     *("seq", "id", "type", "turn", "ts", "ts_offset", "agent_id", "tool_call_id", "v", "data", "data_zlib"),
 )
-"""The columns of an event's row that `read_event` takes, in order."""
+"""The columns of an event's row that `decode_events` takes, in order."""
 
 
 # -- conversation messages ------------------------------------------------------------------------------

@@ -77,11 +77,11 @@ from runtime_persistence._encoding import (
     StoredDelta,
     StoredState,
     checkpoint_document,
+    decode_events,
     event_columns,
     event_place,
     message_of,
     pack,
-    read_event,
     read_payload,
     resolve_messages,
     sqlite_timestamp,
@@ -538,8 +538,7 @@ class SqlRunStore:
         rows = await self._db.read_direct("read_events", work)
         if rows is None:
             raise NotFoundError("run", run_id)
-        timestamp = sql.timestamp
-        return [read_event(run_id, row, timestamp) for row in rows]
+        return decode_events(run_id, rows, sql.timestamp)
 
     async def load(self, run_id: str, *, at_turn: int | None = None) -> LoadedRun:
         """Return a run and its state: the nearest snapshot folded with the deltas after it.
