@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runtime_core.exceptions import ConfigurationError
+from runtime_core.clock import SystemClock
+from runtime_core.exceptions import AlreadyExistsError, ConfigurationError, FencingError, NotFoundError
 from runtime_core.function_tools import tool
 from runtime_core.memory import InMemoryRunStore
 from runtime_core.policy import PolicyAction, PolicyContext, PolicyDecision, PolicyOutcome
+from runtime_core.providers import ModelRequest, ModelResponse, StreamChunk
 from runtime_core.tools import ToolCall, ToolEffect, ToolSpec
 from runtime_execution import AgentLoop, LocalToolRegistry, ScriptedProvider, builtin_tools, decisions
-from runtime_execution.loop.replay import compare_decisions
+from runtime_execution.loop.replay import DecisionLog, compare_decisions
 from tests.execution.loop._support import agent, call, calls, done
 
 SCRIPT = {
@@ -149,6 +154,84 @@ def test_compare_decisions_names_where_one_log_stops_before_the_other(recorded: 
         assert (divergence.actual is not None) is not missing_on_replay
         assert divergence.seq == (log[last].seq if missing_on_replay else None)
         assert "tool.called" in (divergence.expected or divergence.actual or "")
+
+
+def test_the_scratch_log_keeps_the_decisions_a_store_would_hold(recorded: Any) -> None:
+    store, run_id, effects, workspace = recorded
+    scratch = DecisionLog(clock=SystemClock())
+    loop = replayer(store, workspace, effects)
+    rerun = AgentLoop(
+        providers=[ScriptedProvider(SCRIPT)], tools=loop.tools, store=scratch, policy=AllowAll(), workspace=workspace
+    )
+
+    async def main() -> None:
+        result = await rerun.run(agent(), "Append a line")
+        assert result.ok
+        log = list(await store.read_events(run_id))
+        assert scratch.compare(log) == (len(decisions(log)), None)
+        assert scratch.compare(log[:-1])[1] is not None  # the recorded log lacks the run's end
+        for read in (scratch.get_run(result.run_id), scratch.read_events(result.run_id), scratch.load(result.run_id)):
+            with pytest.raises(NotFoundError):
+                await read  # nothing is kept to read back
+        assert await scratch.list_runs() == ()
+
+    asyncio.run(main())
+    assert effects == ["one", "replay ran one"]  # the tool of a rerun (not a replay) runs
+
+
+def test_the_scratch_log_places_events_densely_and_refuses_a_stale_lease(recorded: Any) -> None:
+    store, run_id, _, _ = recorded
+    log = list(asyncio.run(store.read_events(run_id)))
+    scratch = DecisionLog(clock=SystemClock())
+
+    async def main() -> None:
+        run = await scratch.create_run(run_id, log[0])
+        assert run.id == run_id
+        with pytest.raises(AlreadyExistsError):
+            await scratch.create_run("another", log[0])
+        with pytest.raises(NotFoundError):
+            await scratch.acquire_lease("another", "w", ttl=timedelta(seconds=30))
+        stale = await scratch.acquire_lease(run_id, "w", ttl=timedelta(seconds=30))
+        lease = await scratch.acquire_lease(run_id, "w", ttl=timedelta(seconds=30))
+        with pytest.raises(FencingError):
+            await scratch.append(stale, log[1:3])
+        placed = await scratch.append(lease, log[1:4])
+        assert [event.seq for event in placed] == [2, 3, 4]
+        assert [event.id for event in placed] == [event.id for event in log[1:4]]
+        await scratch.release_lease(lease)
+        with pytest.raises(FencingError):
+            await scratch.append(lease, log[4:5])
+
+    asyncio.run(main())
+
+
+class Silent:
+    """A model that never answers."""
+
+    name = "scripted"
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]:
+        raise NotImplementedError
+
+
+def test_a_cancelled_replay_stops_without_recording_or_logging(recorded: Any, caplog: pytest.LogCaptureFixture) -> None:
+    store, run_id, effects, workspace = recorded
+    loop = replayer(store, workspace, effects)
+    before = len(asyncio.run(store.read_events(run_id)))
+
+    async def main() -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await loop.replay(run_id, providers=[Silent()])
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(main())
+    assert caplog.records == []  # the scratch run ends with the replay: there is no cancellation to record
+    assert len(asyncio.run(store.read_events(run_id))) == before
 
 
 def test_forks_are_replayed_through_their_origin(recorded: Any) -> None:

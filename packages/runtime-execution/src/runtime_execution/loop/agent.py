@@ -47,12 +47,11 @@ from runtime_execution.loop._resume import resume_point, tail_events
 from runtime_execution.loop.control import RunControl
 from runtime_execution.loop.pipeline import ToolPipeline
 from runtime_execution.loop.replay import (
-    DECISION_TYPES,
     REPLAYED_TYPES,
+    DecisionLog,
     ReplayedApprovals,
     ReplayedTool,
     ReplayReport,
-    compare_decisions,
     recorded_outcomes,
 )
 from runtime_execution.loop.scheduling import ResourceResolver, default_resources
@@ -602,7 +601,8 @@ class AgentLoop:
         The model's replies come from the log (or from `providers`, to try a changed script), tool results
         are fed back from the log (no tool runs, nothing touches the network) and recorded approval
         answers are given again; this loop's policy, tools and pricing decide. The replay runs on a
-        scratch in-memory store and the report names the first decision that differs.
+        scratch store that keeps only its decisions (`DecisionLog`) and the report names the first decision
+        that differs.
 
         Raises:
             NotFoundError: No such run.
@@ -626,10 +626,11 @@ class AgentLoop:
             for spec in self._tools.view(agent.tools).specs()
             if not is_completion_tool(spec.name)
         ]
+        scratch_log = DecisionLog(clock=self._clock)
         scratch = AgentLoop(
             providers=providers,
             tools=replayed,
-            store=InMemoryRunStore(clock=self._clock),
+            store=scratch_log,
             policy=self._config.pipeline.policy,
             approvals=ReplayedApprovals(events),
             resources=self._config.resources,
@@ -639,9 +640,10 @@ class AgentLoop:
             tokens=self._config.tokens,
             snapshot_every=self._config.snapshot_every,
         )
-        result = await scratch.run(agent, created.task, metadata=created.metadata)
-        replayed_log = await scratch.store.read_events(result.run_id, types=DECISION_TYPES)
-        count, divergence = compare_decisions(events, replayed_log)
+        # Driven as `run` drives, without its cancellation record: a cancelled replay leaves nothing to record.
+        handle, driver = await scratch._begin(agent, created.task, None, created.metadata, False, None)
+        result = await handle._drive_here(driver)
+        count, divergence = scratch_log.compare(events)
         return ReplayReport(
             run_id=run_id,
             replay_run_id=result.run_id,

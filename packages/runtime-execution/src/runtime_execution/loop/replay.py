@@ -9,18 +9,22 @@ an approval request, a tool outcome, the end of the run) that is not what the lo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from runtime_core.approvals import Approval, ApprovalResolution
+from runtime_core.checkpoints import Checkpoint
+from runtime_core.clock import Clock
 from runtime_core.events import (
     ApprovalRequestedPayload,
     ApprovalResolvedPayload,
     CompletionRecordedPayload,
     Event,
+    EventDraft,
     EventType,
     PolicyDecidedPayload,
     RecoveryStartedPayload,
@@ -30,13 +34,16 @@ from runtime_core.events import (
     ToolFailedPayload,
     ToolFinishedPayload,
 )
-from runtime_core.exceptions import ToolExecutionError
+from runtime_core.exceptions import AlreadyExistsError, FencingError, NotFoundError, ToolExecutionError
+from runtime_core.runs import Run, RunStatus
+from runtime_core.stores import Lease, LoadedRun
 from runtime_core.tools import ToolContext, ToolResult, ToolSpec
 
 __all__ = [
     "DECISION_TYPES",
     "REPLAYED_TYPES",
     "Decision",
+    "DecisionLog",
     "Divergence",
     "ReplayReport",
     "ResumeRepeats",
@@ -190,18 +197,32 @@ _Step = tuple[int, str, dict[str, JsonValue], int]
 replay reads one per decision of both logs (three a turn), and a `Decision` is made only for a report."""
 
 
-def _steps(events: Sequence[Event]) -> list[_Step]:
+class _Decisions:
+    """Collects the decisions of a log as its events come, without a resumed turn's repeats (`ResumeRepeats`)."""
+
+    __slots__ = ("_repeats", "steps")
+
+    def __init__(self) -> None:
+        self._repeats = ResumeRepeats()
+        self.steps: list[_Step] = []
+
+    def add(self, events: Iterable[Event]) -> None:
+        """Take the decisions recorded in `events` (the next events of the log, in order)."""
+        repeats, steps = self._repeats, self.steps
+        for event in events:
+            extract = _DECISIONS.get(type(event.payload))
+            if extract is None or repeats.is_repeat(event):
+                continue
+            found = extract(event.payload)
+            if found is not None:
+                steps.append((event.turn, found[0], found[1], event.seq))
+
+
+def _steps(events: Iterable[Event]) -> list[_Step]:
     """The decisions recorded in `events`, in order, without a resumed turn's repeats (`ResumeRepeats`)."""
-    repeats = ResumeRepeats()
-    steps: list[_Step] = []
-    for event in events:
-        extract = _DECISIONS.get(type(event.payload))
-        if extract is None or repeats.is_repeat(event):
-            continue
-        found = extract(event.payload)
-        if found is not None:
-            steps.append((event.turn, found[0], found[1], event.seq))
-    return steps
+    collected = _Decisions()
+    collected.add(events)
+    return collected.steps
 
 
 def decisions(events: Sequence[Event]) -> list[Decision]:
@@ -215,7 +236,10 @@ def compare_decisions(recorded: Sequence[Event], replayed: Sequence[Event]) -> t
     Two decisions are the same when their turn, kind and detail are; the ``seq`` reported is the recorded
     decision's.
     """
-    expected, actual = _steps(recorded), _steps(replayed)
+    return _compare(_steps(recorded), _steps(replayed))
+
+
+def _compare(expected: list[_Step], actual: list[_Step]) -> tuple[int, Divergence | None]:
     for index, (left, right) in enumerate(zip(expected, actual, strict=False)):  # the lengths are compared after
         if left[0] != right[0] or left[1] != right[1] or left[2] != right[2]:
             return len(expected), _divergence(index, left, right)
@@ -238,6 +262,95 @@ def _divergence(index: int, expected: _Step | None, actual: _Step | None) -> Div
         expected=None if left is None else left.describe(),
         actual=None if right is None else right.describe(),
     )
+
+
+class DecisionLog:
+    """The run store of a replay's scratch run: it records the decisions of the run, and nothing else.
+
+    Replay re-drives a run only to compare its decisions with the log's, then drops the run. A full store
+    (`InMemoryRunStore`) would keep every event and checkpoint until then for nobody to read; on a 500-turn
+    run that cost a tenth of the replay's time (the collector walks what is kept, and all of it is freed at
+    the end) and memory in proportion to the run. This store holds one run and its lease as any store does
+    (an append under a stale lease is refused) and places each boundary's events as a store does (``seq``
+    dense from 1, the writer's ids kept), takes their decisions and drops them, and drops checkpoints
+    unread. Since it keeps no run to read back, reads find none: `get_run`, `read_events` and `load` raise
+    `NotFoundError` and `list_runs` is empty.
+
+    Args:
+        clock: Time source for lease expiry.
+    """
+
+    def __init__(self, *, clock: Clock) -> None:
+        self._clock = clock
+        self._run_id: str | None = None
+        self._lease: Lease | None = None
+        self._token = 0
+        self._last_seq = 0
+        self._decisions = _Decisions()
+
+    def compare(self, recorded: Sequence[Event]) -> tuple[int, Divergence | None]:
+        """Compare the decisions recorded in `recorded` with this run's (see `compare_decisions`)."""
+        return _compare(_steps(recorded), self._decisions.steps)
+
+    async def create_run(self, run_id: str, created: EventDraft) -> Run:
+        """Create the run (the only one) from its ``run.created`` draft."""
+        if self._run_id is not None:
+            raise AlreadyExistsError("run", run_id)
+        self._run_id = run_id
+        event = Event.placed(created, run_id=run_id, seq=1)
+        self._last_seq = 1
+        return Run.created(event)
+
+    async def acquire_lease(self, run_id: str, owner: str, *, ttl: timedelta, steal: bool = False) -> Lease:
+        """Take or renew the run's lease with a new fencing token (its one writer is the scratch run)."""
+        self._check_run(run_id)
+        self._token += 1
+        self._lease = Lease(run_id=run_id, owner=owner, token=self._token, expires_at=self._clock.now() + ttl)
+        return self._lease
+
+    async def release_lease(self, lease: Lease) -> None:
+        """Drop `lease` if it is still the current one."""
+        if self._lease is not None and self._lease.token == lease.token:
+            self._lease = None
+
+    async def append(
+        self, lease: Lease, events: Sequence[EventDraft], checkpoint: Checkpoint | None = None
+    ) -> Sequence[Event]:
+        """Place one boundary's events, take their decisions and drop them (and `checkpoint`)."""
+        self._check_run(lease.run_id)
+        if self._lease is None or self._lease.token != lease.token:
+            raise FencingError(run_id=lease.run_id, token=lease.token, current_token=self._token)
+        placed = Event.placed_all(events, run_id=lease.run_id, after_seq=self._last_seq)
+        self._last_seq += len(placed)
+        self._decisions.add(placed)
+        return placed
+
+    async def get_run(self, run_id: str) -> Run:
+        """Raise `NotFoundError`: no run is kept to read back."""
+        raise NotFoundError("run", run_id)
+
+    async def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> Sequence[Run]:
+        """Return no runs: none is kept to read back."""
+        return ()
+
+    async def read_events(
+        self,
+        run_id: str,
+        *,
+        after_seq: int = 0,
+        limit: int | None = None,
+        types: Collection[str] | None = None,
+    ) -> Sequence[Event]:
+        """Raise `NotFoundError`: no run is kept to read back."""
+        raise NotFoundError("run", run_id)
+
+    async def load(self, run_id: str, *, at_turn: int | None = None) -> LoadedRun:
+        """Raise `NotFoundError`: no run is kept to read back."""
+        raise NotFoundError("run", run_id)
+
+    def _check_run(self, run_id: str) -> None:
+        if run_id != self._run_id:
+            raise NotFoundError("run", run_id)
 
 
 class ReplayedTool:
