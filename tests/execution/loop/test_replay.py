@@ -185,6 +185,8 @@ def test_the_scratch_log_places_events_densely_and_refuses_a_stale_lease(recorde
     scratch = DecisionLog(clock=SystemClock())
 
     async def main() -> None:
+        with pytest.raises(ValueError, match=r"run\.created draft"):
+            await scratch.create_run(run_id, log[1])
         run = await scratch.create_run(run_id, log[0])
         assert run.id == run_id
         with pytest.raises(AlreadyExistsError):

@@ -269,8 +269,8 @@ class DecisionLog:
 
     Replay re-drives a run only to compare its decisions with the log's, then drops the run. A full store
     (`InMemoryRunStore`) would keep every event and checkpoint until then for nobody to read; on a 500-turn
-    run that cost a tenth of the replay's time (the collector walks what is kept, and all of it is freed at
-    the end) and memory in proportion to the run. This store holds one run and its lease as any store does
+    run that cost about a seventh of the replay's time (the collector walks what is kept, and all of it is
+    freed at the end) and memory in proportion to the run. This store holds one run and its lease as any store does
     (an append under a stale lease is refused) and places each boundary's events as a store does (``seq``
     dense from 1, the writer's ids kept), takes their decisions and drops them, and drops checkpoints
     unread. Since it keeps no run to read back, reads find none: `get_run`, `read_events` and `load` raise
@@ -294,6 +294,8 @@ class DecisionLog:
 
     async def create_run(self, run_id: str, created: EventDraft) -> Run:
         """Create the run (the only one) from its ``run.created`` draft."""
+        if created.type is not EventType.RUN_CREATED:
+            raise ValueError(f"a run is created by a run.created draft, not {created.type.value}")
         if self._run_id is not None:
             raise AlreadyExistsError("run", run_id)
         self._run_id = run_id
