@@ -18,7 +18,7 @@ from runtime_core.spool import SpoolRef
 from runtime_persistence._database import Database
 from runtime_persistence.schema import metadata
 
-__all__ = ["SPOOL_URI_PREFIX", "SqlSpoolStore", "spool_hashes"]
+__all__ = ["NAME_ENTRY", "SPOOL_URI_PREFIX", "SqlSpoolStore", "named_entries", "spool_hashes"]
 
 SPOOL_URI_PREFIX = "db://spool/"
 """The prefix of the ``uri`` of content spooled to the database (the content hash follows)."""
